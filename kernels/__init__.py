@@ -1,1 +1,60 @@
-"""(being written)"""
+r"""Selective scan kernels (``sciamba.kernels``).
+
+The selective scan is the recurrence at the heart of Mamba [1]_:
+
+.. math::
+
+    h_t = e^{\Delta_t A} \odot h_{t-1} + \Delta_t\, u_t\, B_t, \qquad
+    y_t = C_t^\top h_t + D\, u_t,
+
+with input-dependent step sizes :math:`\Delta_t`, input and output matrices
+:math:`B_t, C_t`, per channel and per state.
+
+=================================  ==============================================
+:func:`selective_scan`             the scan; mamba_ssm's ``selective_scan_fn``
+                                   arguments plus ``initial_state`` and
+                                   ``backend``; differentiable
+:func:`selective_scan_ref`         the plain sequential definition (the oracle)
+:func:`selective_state_update`     one recurrent step, in place (streaming)
+:func:`available_backends`         which backends run here; what ``"auto"`` picks
+=================================  ==============================================
+
+Backends
+--------
+``"triton"``
+    Triton kernels, forward and backward, on CUDA tensors (and on CPU tensors
+    through Triton's interpreter when ``TRITON_INTERPRET=1``, for testing).
+``"torch"``
+    Chunked, vectorized PyTorch: memory per chunk of time steps, never the
+    full ``batch·dim·L·N`` state; the fast CPU path.
+``"auto"``
+    Triton on CUDA tensors, torch otherwise.
+
+References
+----------
+.. [1] A. Gu and T. Dao, "Mamba: Linear-Time Sequence Modeling with Selective
+   State Spaces", arXiv:2312.00752, 2023.
+
+Examples
+--------
+>>> import torch
+>>> from sciamba.kernels import selective_scan
+>>> u = torch.randn(1, 2, 8)
+>>> y = selective_scan(u, torch.rand_like(u), -torch.rand(2, 4),
+...                    torch.randn(1, 4, 8), torch.randn(1, 4, 8))
+>>> y.shape
+torch.Size([1, 2, 8])
+"""
+
+from ._backends import BackendReport, available_backends
+from ._interface import selective_scan
+from ._reference import selective_scan_ref
+from ._state_update import selective_state_update
+
+__all__ = [
+    "BackendReport",
+    "available_backends",
+    "selective_scan",
+    "selective_scan_ref",
+    "selective_state_update",
+]

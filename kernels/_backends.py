@@ -1,0 +1,128 @@
+"""Which selective-scan backends can run here, and which one ``"auto"`` picks."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+
+import torch
+
+__all__ = ["BACKENDS", "BackendReport", "available_backends", "resolve_backend"]
+
+#: Names accepted by the ``backend=`` argument.
+BACKENDS = ("auto", "torch", "triton")
+
+
+def _triton_importable() -> str | None:
+    """None when Triton and our Triton kernels can be imported, else the reason."""
+    if importlib.util.find_spec("triton") is None:
+        return "the 'triton' package is not installed (pip install triton)"
+    if importlib.util.find_spec(f"{__package__}._triton_scan") is None:
+        return "the Triton selective-scan kernels (sciamba.kernels._triton_scan) are not built into this install"
+    return None
+
+
+def _interpret_enabled() -> bool:
+    # Triton reads the variable when a kernel is decorated, i.e. at import.
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendReport:
+    """What :func:`available_backends` found.
+
+    Attributes
+    ----------
+    device : str
+        The device the report is for (``"cpu"``, ``"cuda:0"``...).
+    auto : str
+        The backend ``backend="auto"`` uses for tensors on ``device``.
+    available : tuple of str
+        Usable backends on ``device``: ``"triton"`` (compiled, CUDA),
+        ``"triton-interpret"`` (Triton's interpreter on CPU tensors,
+        ``TRITON_INTERPRET=1``) and ``"torch"`` (always).
+    unavailable : dict
+        Backend name -> why it cannot run on ``device``.
+    """
+
+    device: str
+    auto: str
+    available: tuple[str, ...]
+    unavailable: dict[str, str]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.available
+
+
+def available_backends(device: str | torch.device | None = None) -> BackendReport:
+    """Report the selective-scan backends usable on ``device``.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Device of the tensors you will pass. Default: ``"cuda"`` when a CUDA
+        device is present, else ``"cpu"``.
+
+    Returns
+    -------
+    BackendReport
+        ``.available`` lists the usable backends, ``.auto`` the one that
+        ``backend="auto"`` picks (Triton on CUDA, torch otherwise) and
+        ``.unavailable`` says why the others cannot run.
+
+    Examples
+    --------
+    >>> from sciamba.kernels import available_backends
+    >>> report = available_backends("cpu")
+    >>> report.auto
+    'torch'
+    >>> "torch" in report.available
+    True
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    available = []
+    unavailable = {}
+    triton_missing = _triton_importable()
+    if device.type == "cuda":
+        if triton_missing is not None:
+            unavailable["triton"] = triton_missing
+        elif _interpret_enabled():
+            unavailable["triton"] = "TRITON_INTERPRET=1 is set, so Triton runs interpreted, not compiled"
+            available.append("triton-interpret")
+        else:
+            available.append("triton")
+    else:
+        unavailable["triton"] = f"compiled Triton needs CUDA tensors, not {device.type!r}"
+        if triton_missing is not None:
+            unavailable["triton-interpret"] = triton_missing
+        elif device.type != "cpu":
+            unavailable["triton-interpret"] = "the Triton interpreter runs on CPU tensors only"
+        elif not _interpret_enabled():
+            unavailable["triton-interpret"] = (
+                "set TRITON_INTERPRET=1 before importing sciamba.kernels to run Triton on the CPU"
+            )
+        else:
+            available.append("triton-interpret")
+    available.append("torch")
+    auto = "triton" if "triton" in available else "torch"
+    return BackendReport(str(device), auto, tuple(available), unavailable)
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """Map a user's ``backend=`` to ``"torch"`` or ``"triton"``, or raise."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}")
+    report = available_backends(device)
+    if backend == "auto":
+        return report.auto
+    if backend == "triton" and not ({"triton", "triton-interpret"} & set(report.available)):
+        reasons = "; ".join(f"{k}: {v}" for k, v in report.unavailable.items())
+        raise ValueError(
+            f"backend='triton' cannot run on {device.type} tensors here ({reasons}). "
+            "Move the tensors to a CUDA device, set TRITON_INTERPRET=1 before importing "
+            "sciamba.kernels (slow, for testing), or use backend='torch'."
+        )
+    return backend

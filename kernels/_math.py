@@ -1,0 +1,63 @@
+"""Pointwise pieces of the selective-scan math, shared by every implementation.
+
+The reference scan, the chunked torch backend and the recurrent step all
+discretize Δ, pick the compute precision and gate the output through the
+functions below, so each formula exists exactly once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["compute_dtype", "discretize_delta", "gate_output"]
+
+#: Above this, softplus(x) == x to float32 precision; mamba_ssm's CUDA kernel
+#: and ``torch.nn.functional.softplus`` use the same threshold.
+SOFTPLUS_THRESHOLD = 20.0
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Precision in which states and sums are carried for inputs of ``dtype``.
+
+    float64 inputs are computed in float64 (the reference's oracle mode);
+    float32, float16 and bfloat16 inputs are computed in float32.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def discretize_delta(
+    delta: torch.Tensor,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    r"""Step size :math:`\Delta = \operatorname{softplus}(\delta + b)` (or without softplus).
+
+    Parameters
+    ----------
+    delta : Tensor, shape ``(..., dim, L)`` or ``(..., dim)``
+        Raw step sizes. ``delta_bias`` broadcasts along ``dim``.
+    delta_bias : Tensor of shape ``(dim,)``, optional
+        Added before the softplus.
+    delta_softplus : bool
+        Apply :math:`\log(1 + e^x)` (identity above 20, as in mamba_ssm).
+
+    Returns
+    -------
+    Tensor
+        Δ, same shape and dtype as ``delta``.
+    """
+    if delta_bias is not None:
+        # delta is (..., dim, L) in the scan and (..., dim) in the step.
+        bias = delta_bias if delta.dim() == 2 else delta_bias[:, None]
+        delta = delta + bias
+    if delta_softplus:
+        delta = F.softplus(delta, beta=1.0, threshold=SOFTPLUS_THRESHOLD)
+    return delta
+
+
+def gate_output(y: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+    r"""Multiplicative gate :math:`y \odot \operatorname{silu}(z)` (identity if ``z`` is None)."""
+    if z is None:
+        return y
+    return y * F.silu(z)

@@ -1,0 +1,89 @@
+"""One recurrent step of the selective scan, for streaming inference."""
+
+from __future__ import annotations
+
+import torch
+
+from ._interface import validate_step_inputs
+from ._math import discretize_delta, gate_output
+
+__all__ = ["selective_state_update"]
+
+
+def selective_state_update(
+    state: torch.Tensor,
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    dt_bias: torch.Tensor | None = None,
+    dt_softplus: bool = False,
+) -> torch.Tensor:
+    r"""Advance the scan state by one time step, in place, and return that step's output.
+
+    Equal to step ``t`` of :func:`selective_scan` given its state at ``t - 1``:
+
+    .. math::
+
+        \Delta &= \operatorname{softplus}(dt + b_\Delta) \quad(\text{or } dt + b_\Delta), \\
+        h &\leftarrow e^{\Delta A} \odot h + \Delta\, x\, B, \qquad
+        y = \textstyle\sum_n C[n]\, h[n] + D\, x, \qquad
+        y \leftarrow y \odot \operatorname{silu}(z).
+
+    Same arguments as mamba_ssm's Triton ``selective_state_update`` (without
+    heads), computed in PyTorch on any device.
+
+    Parameters
+    ----------
+    state : Tensor, shape ``(batch, dim, N)``
+        float32 or float64; overwritten with the new state.
+    x, dt : Tensor, shape ``(batch, dim)``
+        Input and raw step size at this time step (one dtype).
+    A : Tensor, shape ``(dim, N)``
+    B, C : Tensor
+        ``(batch, N)``, grouped ``(batch, G, N)`` with ``dim % G == 0``, or
+        time-invariant ``(dim, N)``. When ``batch == dim`` a 2-D input is read
+        as ``(batch, N)``; pass a time-invariant matrix ``M`` as
+        ``M.expand(batch, dim, N)`` (``G = dim``) then.
+    D, dt_bias : Tensor, shape ``(dim,)``, optional
+    z : Tensor, shape ``(batch, dim)``, optional
+        Gate; the output is multiplied by ``silu(z)``.
+    dt_softplus : bool, default False
+
+    Returns
+    -------
+    y : Tensor, shape ``(batch, dim)``
+        In ``x``'s dtype.
+
+    Examples
+    --------
+    Stepping through a sequence reproduces the scan:
+
+    >>> import torch
+    >>> from sciamba.kernels import selective_scan_ref, selective_state_update
+    >>> b, d, L, N = 2, 3, 5, 4
+    >>> u, delta = torch.randn(b, d, L), torch.rand(b, d, L)
+    >>> A, B, C = -torch.rand(d, N), torch.randn(b, N, L), torch.randn(b, N, L)
+    >>> state = torch.zeros(b, d, N)
+    >>> ys = [selective_state_update(state, u[..., t], delta[..., t], A, B[..., t], C[..., t])
+    ...       for t in range(L)]
+    >>> torch.allclose(torch.stack(ys, -1), selective_scan_ref(u, delta, A, B, C), atol=1e-5)
+    True
+    """
+    x, dt, A, B, C, D, z, dt_bias = validate_step_inputs(state, x, dt, A, B, C, D, z, dt_bias)
+    cdt = state.dtype
+    b, d, N = state.shape
+    G = B.shape[1]
+    Bc = B.to(cdt).repeat_interleave(d // G, dim=1) if G != d else B.to(cdt)  # (b d N)
+    G = C.shape[1]
+    Cc = C.to(cdt).repeat_interleave(d // G, dim=1) if G != d else C.to(cdt)  # (b d N)
+    xc = x.to(cdt)  # (b d)
+    delta = discretize_delta(dt.to(cdt), dt_bias, dt_softplus)  # (b d)
+    state.mul_(torch.exp(delta[..., None] * A)).add_((delta * xc)[..., None] * Bc)  # (b d N)
+    y = (state * Cc).sum(-1)  # (b d)
+    if D is not None:
+        y = y + D * xc
+    return gate_output(y, None if z is None else z.to(cdt)).to(x.dtype)
