@@ -1,0 +1,69 @@
+"""Input validation shared by the backbones (one place for the error messages)."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+__all__ = ["check_positive_int", "check_sequence", "check_gaps", "check_step_gap", "reject_gaps"]
+
+
+def check_positive_int(name: str, value, low: int = 1) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_sequence(x, d_model: int, who: str) -> torch.Tensor:
+    """Check a ``(batch, L, d_model)`` floating tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who} expects a torch.Tensor of shape (batch, L, {d_model}), got {type(x).__name__}")
+    if x.dim() != 3 or x.shape[-1] != d_model:
+        raise ValueError(
+            f"{who} expects input of shape (batch, L, d_model={d_model}), got {tuple(x.shape)}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{who} expects a floating-point input, got {x.dtype}; cast with x.float()")
+    return x
+
+
+def check_gaps(gaps, x: torch.Tensor, who: str) -> torch.Tensor | None:
+    """Check ``gaps`` of shape ``(batch, L)`` against ``x`` ``(batch, L, d)``; return float32."""
+    if gaps is None:
+        return None
+    if not isinstance(gaps, torch.Tensor):
+        raise TypeError(f"{who}: gaps must be a torch.Tensor of shape (batch, L), got {type(gaps).__name__}")
+    if tuple(gaps.shape) != tuple(x.shape[:2]):
+        raise ValueError(
+            f"{who}: gaps must have shape (batch, L) = {tuple(x.shape[:2])} to match the input, "
+            f"got {tuple(gaps.shape)}"
+        )
+    gaps = gaps.to(device=x.device, dtype=torch.float32)
+    if not bool(torch.isfinite(gaps).all()) or bool((gaps < 0).any()):
+        raise ValueError(
+            f"{who}: gaps must be finite and >= 0 (time intervals in units of the nominal step; "
+            "0 marks a padded position)"
+        )
+    return gaps
+
+
+def check_step_gap(gap, x_t: torch.Tensor, who: str) -> torch.Tensor | None:
+    """Check the gap ``(batch,)`` of one step against ``x_t`` ``(batch, d)``."""
+    if gap is None:
+        return None
+    if not isinstance(gap, torch.Tensor) or gap.dim() != 1:
+        raise ValueError(
+            f"{who}: gap must be a 1-D torch.Tensor of shape (batch,) = ({x_t.shape[0]},), "
+            f"got {tuple(getattr(gap, 'shape', ())) or type(gap).__name__}"
+        )
+    return check_gaps(gap[:, None], x_t[:, None], who)[:, 0]
+
+
+def reject_gaps(gaps, who: str) -> None:
+    if gaps is not None:
+        raise ValueError(
+            f"{who} does not model irregular time (supports_gaps is False); pass gaps=None, "
+            "resample the series to a regular grid, or use the 'mamba' backbone, which scales "
+            "its step size by the gaps"
+        )
