@@ -20,6 +20,13 @@ Readers for the field's own formats
                                 ``astro``)
 ==============================  ===============================================
 
+Fetchers (download once into ``$SCIAMBA_DATA`` or ``~/sciamba_data``)
+==============================  ===============================================
+:func:`fetch_ucr`               a UCR/UEA archive dataset
+:func:`fetch_physionet`         a PhysioNet WFDB record, checked against the
+                                database's ``SHA256SUMS.txt``
+==============================  ===============================================
+
 Every loader returns an :class:`xarray.DataArray` or :class:`xarray.Dataset`
 with a ``time`` coordinate (``datetime64`` for calendar data, days for
 astronomy, seconds for ECG; see ``time.attrs["units"]``), the sampling rate
@@ -29,6 +36,7 @@ and ``citation`` attributes. ``return_X_y=True`` (where there is a target) or
 """
 
 from ._base import ChecksumError
+from ._fetch import DownloadError, fetch_physionet, fetch_ucr, get_data_home
 from ._fits import read_lightcurve
 from ._loaders import (
     load_ecg_mitdb208,
@@ -50,4 +58,8 @@ __all__ = [
     "read_ucr",
     "read_wfdb",
     "read_lightcurve",
+    "fetch_ucr",
+    "fetch_physionet",
+    "get_data_home",
+    "DownloadError",
 ]
