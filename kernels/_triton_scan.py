@@ -1,0 +1,765 @@
+r"""Triton selective-scan kernels, forward and backward (``backend="triton"``).
+
+The scan is
+
+.. math::
+
+    h_t = e^{\Delta_t A} \odot h_{t-1} + \Delta_t u_t B_t, \qquad
+    y_t = C_t^\top h_t + D u_t,
+
+optionally gated by :math:`\operatorname{silu}(z_t)`. The backward pass uses
+the adjoint recurrence, run backwards in time,
+
+.. math::
+
+    q_t = e^{\Delta_{t+1} A} \odot q_{t+1} + C_t\, \bar y_t, \qquad
+    \bar y_t = \partial\mathcal L / \partial y_t,
+
+and :math:`e^{\Delta_t A} h_{t-1} = h_t - \Delta_t u_t B_t`, so no shifted
+state is needed for the decay gradients.
+
+Layout of the work
+------------------
+One program owns a batch row and a block of ``BD`` channels (and, for long
+sequences with few channels, a *range* of time). It keeps the ``(N, BD)``
+state in registers and walks time in chunks of ``T`` steps: a chunk is a
+``(T, N, BD)`` tile whose ``T`` axis lies inside each thread (the slowest tile
+axis, so Triton's default layout puts the channels on the lanes and the states
+on the warps), so the scan over ``T`` is a sequential in-register
+:func:`triton.language.associative_scan` on ``(a, b)`` pairs and the sums over
+``N`` stay in registers and shared memory. Loads and stores of ``(T, BD)``
+tiles run along ``L``, the contiguous axis.
+
+Memory
+------
+The forward pass, when a gradient will be needed, saves the state at every
+``SEG``-th step (``(batch, ceil(L/SEG), dim, N)``). The backward pass
+recomputes each segment's chunk states from that checkpoint into a small
+per-program scratch (``SEG/T`` states), then runs the chunks backwards. No
+tensor of size ``batch·dim·L·N`` is ever formed.
+
+Long sequences with few channels are split into ``R`` time ranges that run in
+parallel: a first pass computes each range's end state from zero (and the sum
+of its step sizes, whose product of decays is ``exp(A Σ Δ)``), a small kernel
+chains them into the true range-start states, and the main pass runs all
+ranges at once. The backward pass does the same for the adjoint ``q``.
+
+This module is private: :func:`sciamba.kernels.selective_scan` validates the
+inputs and calls :func:`selective_scan_triton`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["selective_scan_triton"]
+
+_LOG2E = 1.4426950408889634
+
+
+# --------------------------------------------------------------------------- #
+# Device helpers
+# --------------------------------------------------------------------------- #
+@triton.jit
+def _first_order(a1, b1, a2, b2):
+    # Composition of x -> a1 x + b1 then x -> a2 x + b2 (left = earlier in the
+    # scan direction): associative, so the scan yields the cumulative maps.
+    return a1 * a2, b1 * a2 + b2
+
+
+@triton.jit
+def _softplus(x):
+    # log1p(exp(x)) for x <= 20 and x above (mamba_ssm's threshold). log1p is
+    # computed with Goldberg's correction, accurate where exp(x) << eps.
+    e = tl.exp(tl.minimum(x, 20.0))
+    one_p = 1.0 + e
+    den = one_p - 1.0
+    lp = tl.where(den == 0.0, e, tl.log(one_p) * (e / tl.where(den == 0.0, 1.0, den)))
+    return tl.where(x <= 20.0, lp, x)
+
+
+@triton.jit
+def _softplus_grad(x):
+    # d softplus / dx = sigmoid(x) below the threshold, 1 above.
+    e = tl.exp(tl.minimum(x, 20.0))
+    return tl.where(x <= 20.0, e / (1.0 + e), 1.0)
+
+
+@triton.jit
+def _sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, cdt):
+    """Δ tile ``(T, BD)``; 0 where masked (a step with Δ = 0 is the identity)."""
+    x = tl.load(delta_ptr + off2, mask=m2, other=0.0).to(cdt)
+    if HAS_BIAS:
+        x = x + bias[None, :]
+    if SOFTPLUS:
+        dt = _softplus(x)
+    else:
+        dt = x
+    return tl.where(m2, dt, 0.0), x
+
+
+@triton.jit
+def _load_bc(ptr, base, t, tm, n, nm, d, dm, cpg, G, L, N: tl.constexpr, VAR: tl.constexpr,
+             ONE_GROUP: tl.constexpr, pid_b, d0, cdt):
+    """B or C as a tile broadcastable to ``(T, NP, BD)``."""
+    if VAR:
+        if ONE_GROUP:
+            g = d0 // cpg
+            row = (pid_b.to(tl.int64) * G + g) * N * L
+            v = tl.load(ptr + row + n[None, :] * L + t[:, None],
+                        mask=tm[:, None] & nm[None, :], other=0.0).to(cdt)  # (T, NP)
+            return v[:, :, None]
+        else:
+            g = d // cpg  # (BD,)
+            row = (pid_b.to(tl.int64) * G + g) * N * L  # (BD,)
+            v = tl.load(ptr + row[None, None, :] + n[None, :, None] * L + t[:, None, None],
+                        mask=tm[:, None, None] & nm[None, :, None] & dm[None, None, :],
+                        other=0.0).to(cdt)  # (T, NP, BD)
+            return v
+    else:
+        return base[None, :, :]  # (1, NP, BD)
+
+
+@triton.jit
+def _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, like,
+                 HAS_BIAS: tl.constexpr, HAS_D: tl.constexpr, VAR_B: tl.constexpr,
+                 VAR_C: tl.constexpr, cdt):
+    """Per-channel constants: Δ bias and D (BD,), time-invariant B and C (NP, BD)."""
+    zero_d = tl.sum(tl.zeros_like(like), axis=0)  # (BD,) zeros in the right layout
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=dm, other=0.0).to(cdt)
+    else:
+        bias = zero_d
+    if HAS_D:
+        Dv = tl.load(D_ptr + d, mask=dm, other=0.0).to(cdt)
+    else:
+        Dv = zero_d
+    if VAR_B:
+        Bc = like
+    else:
+        Bc = tl.load(B_ptr + nd_off, mask=ndm, other=0.0).to(cdt)
+    if VAR_C:
+        Cc = like
+    else:
+        Cc = tl.load(C_ptr + nd_off, mask=ndm, other=0.0).to(cdt)
+    return bias, Dv, Bc, Cc
+
+
+# --------------------------------------------------------------------------- #
+# Forward
+# --------------------------------------------------------------------------- #
+@triton.jit
+def _fwd_kernel(
+    u_ptr, delta_ptr, A2_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+    hin_ptr,   # (b, R, dim, N) range-start states (R = 1: the initial state)
+    y_ptr,     # (b, dim, L)
+    hout_ptr,  # STATE_ONLY: (b, R, dim, N) range-end states from zero; else (b, dim, N) last state
+    ckpt_ptr,  # (b, nseg, dim, N) state at the start of every segment
+    sdt_ptr,   # STATE_ONLY: (b, R, dim) sum of Δ over the range
+    dim, L, cpgB, GB, cpgC, GC, nseg, spr, R,
+    SEG: tl.constexpr, T: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
+    ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr,
+    STATE_ONLY: tl.constexpr, SAVE_CKPT: tl.constexpr, WRITE_LAST: tl.constexpr,
+):
+    pid_d = tl.program_id(0)
+    pid_b = tl.program_id(1)
+    pid_r = tl.program_id(2)
+    cdt = A2_ptr.dtype.element_ty
+
+    d0 = pid_d * BD
+    d = d0 + tl.arange(0, BD)                       # (BD,)
+    dm = d < dim
+    n = tl.arange(0, NP)                            # (NP,)
+    nm = n < N
+    t_i = tl.arange(0, T)                           # (T,)
+    nd_off = d[None, :] * N + n[:, None]            # (NP, BD)
+    ndm = nm[:, None] & dm[None, :]
+
+    A2 = tl.load(A2_ptr + nd_off, mask=ndm, other=0.0)          # (NP, BD), A·log2(e)
+    bias, Dv, Bc, Cc = _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, A2,
+                                    HAS_BIAS, HAS_D, VAR_B, VAR_C, cdt)
+
+    st_off = (pid_b.to(tl.int64) * R + pid_r) * dim * N + nd_off
+    if HAS_HIN:
+        h = tl.load(hin_ptr + st_off, mask=ndm, other=0.0).to(cdt)  # (NP, BD)
+    else:
+        h = tl.zeros([NP, BD], dtype=cdt)
+    sdt = tl.zeros([BD], dtype=cdt)
+
+    ubase = pid_b.to(tl.int64) * dim * L
+    row_off = ubase + d[None, :].to(tl.int64) * L                # (1, BD)
+    seg_lo = pid_r * spr
+    seg_hi = tl.minimum(seg_lo + spr, nseg)
+    for s in range(seg_lo, seg_hi):
+        if SAVE_CKPT:
+            tl.store(ckpt_ptr + (pid_b.to(tl.int64) * nseg + s) * dim * N + nd_off,
+                     h.to(ckpt_ptr.dtype.element_ty), mask=ndm)
+        t_end = tl.minimum(s * SEG + SEG, L)
+        for t0 in range(s * SEG, t_end, T):
+            t = t0 + t_i                                          # (T,)
+            tm = t < L
+            m2 = tm[:, None] & dm[None, :]                        # (T, BD)
+            off2 = row_off + t[:, None]
+            dt, _ = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt)
+            uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
+            dtu = dt * uu                                         # (T, BD)
+            a = tl.exp2(dt[:, None, :] * A2[None, :, :])          # (T, NP, BD)
+            B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
+                          pid_b, d0, cdt)
+            bx = dtu[:, None, :] * B3                             # (T, NP, BD)
+            if STATE_ONLY:
+                ap, bp = tl.reduce((a, bx), 0, _first_order)      # (NP, BD)
+                h = ap * h + bp
+                sdt += tl.sum(dt, axis=0)
+            else:
+                ac, bc = tl.associative_scan((a, bx), 0, _first_order)
+                hs = ac * h[None, :, :] + bc                      # (T, NP, BD)
+                C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C,
+                              pid_b, d0, cdt)
+                y = tl.sum(hs * C3, axis=1)                       # (T, BD)
+                h = tl.sum(tl.where(t_i[:, None, None] == T - 1, hs, 0.0), axis=0)
+                if HAS_D:
+                    y += Dv[None, :] * uu
+                if HAS_Z:
+                    zz = tl.load(z_ptr + off2, mask=m2, other=0.0).to(cdt)
+                    y = y * zz * _sigmoid(zz)
+                tl.store(y_ptr + off2, y.to(y_ptr.dtype.element_ty), mask=m2)
+
+    if STATE_ONLY:
+        tl.store(hout_ptr + st_off, h.to(hout_ptr.dtype.element_ty), mask=ndm)
+        tl.store(sdt_ptr + (pid_b.to(tl.int64) * R + pid_r) * dim + d,
+                 sdt.to(sdt_ptr.dtype.element_ty), mask=dm)
+    elif WRITE_LAST:
+        if pid_r == R - 1:
+            tl.store(hout_ptr + pid_b.to(tl.int64) * dim * N + nd_off,
+                     h.to(hout_ptr.dtype.element_ty), mask=ndm)
+
+
+@triton.jit
+def _chain_kernel(
+    A2_ptr, e_ptr, s_ptr, init_ptr, out_ptr,
+    dim, R,
+    N: tl.constexpr, BLOCK: tl.constexpr, HAS_INIT: tl.constexpr, REVERSE: tl.constexpr,
+):
+    """Chain per-range affine maps ``x -> exp2(A2 s_j) x + e_j`` over the R ranges.
+
+    Forward: ``out[0] = init``, ``out[i] = map_{i-1}(out[i-1])``.
+    Reverse: ``out[R-1] = init``, ``out[i] = map_{i+1}(out[i+1])``.
+    ``e``, ``out``: (b, R, dim, N); ``s``: (b, R, dim); ``init``: (b, dim, N).
+    """
+    pid = tl.program_id(0)
+    pid_b = tl.program_id(1)
+    k = pid * BLOCK + tl.arange(0, BLOCK)           # flat (d, n) index
+    km = k < dim * N
+    dd = k // N
+    cdt = A2_ptr.dtype.element_ty
+    A2 = tl.load(A2_ptr + k, mask=km, other=0.0)
+    if HAS_INIT:
+        x = tl.load(init_ptr + pid_b.to(tl.int64) * dim * N + k, mask=km, other=0.0).to(cdt)
+    else:
+        x = tl.zeros([BLOCK], dtype=cdt)
+    first = R - 1 if REVERSE else 0
+    tl.store(out_ptr + (pid_b.to(tl.int64) * R + first) * dim * N + k, x, mask=km)
+    for j in range(1, R):
+        if REVERSE:
+            i = R - 1 - j
+            src = i + 1
+        else:
+            i = j
+            src = j - 1
+        e = tl.load(e_ptr + (pid_b.to(tl.int64) * R + src) * dim * N + k, mask=km, other=0.0)
+        s = tl.load(s_ptr + (pid_b.to(tl.int64) * R + src) * dim + dd, mask=km, other=0.0)
+        x = tl.exp2(A2 * s) * x + e
+        tl.store(out_ptr + (pid_b.to(tl.int64) * R + i) * dim * N + k, x, mask=km)
+
+
+# --------------------------------------------------------------------------- #
+# Backward
+# --------------------------------------------------------------------------- #
+@triton.jit
+def _bwd_kernel(
+    u_ptr, delta_ptr, A_ptr, A2_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+    dout_ptr,
+    ckpt_ptr,     # (b, nseg, dim, N) forward checkpoints
+    qin_ptr,      # (b, R, dim, N) adjoint entering each range from its end (R = 1: dlast)
+    scr_ptr,      # (b, R, ndb, K, NP, BD) per-program chunk-state scratch
+    du_ptr, ddelta_ptr, dz_ptr,                   # (b, dim, L)
+    dA_ptr, dD_ptr, dbias_ptr,                    # (b*R, dim, N), (b*R, dim), (b*R, dim) partials
+    dB_ptr, dC_ptr,                               # var: (b, G, N, L) atomics; const: (b*R, dim, N) partials
+    dh0_ptr,                                      # (b, dim, N)
+    qz_ptr, sq_ptr,                               # CARRY_ONLY: (b, R, dim, N), (b, R, dim)
+    dim, L, cpgB, GB, cpgC, GC, nseg, spr, R, ndb,
+    SEG: tl.constexpr, T: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
+    ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
+    CARRY_ONLY: tl.constexpr,
+):
+    pid_d = tl.program_id(0)
+    pid_b = tl.program_id(1)
+    pid_r = tl.program_id(2)
+    cdt = A2_ptr.dtype.element_ty
+    K: tl.constexpr = SEG // T
+
+    d0 = pid_d * BD
+    d = d0 + tl.arange(0, BD)
+    dm = d < dim
+    n = tl.arange(0, NP)
+    nm = n < N
+    t_i = tl.arange(0, T)
+    nd_off = d[None, :] * N + n[:, None]            # (NP, BD)
+    ndm = nm[:, None] & dm[None, :]
+    pnd = n[:, None] * BD + tl.arange(0, BD)[None, :]  # scratch offsets (NP, BD)
+
+    A2 = tl.load(A2_ptr + nd_off, mask=ndm, other=0.0)
+    A = tl.load(A_ptr + nd_off, mask=ndm, other=0.0)
+    bias, Dv, Bc, Cc = _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, A2,
+                                    HAS_BIAS, HAS_D, VAR_B, VAR_C, cdt)
+
+    st_off = (pid_b.to(tl.int64) * R + pid_r) * dim * N + nd_off
+    if HAS_QIN:
+        q = tl.load(qin_ptr + st_off, mask=ndm, other=0.0).to(cdt)   # (NP, BD)
+    else:
+        q = tl.zeros([NP, BD], dtype=cdt)
+    sq = tl.zeros([BD], dtype=cdt)
+    dA_acc = tl.zeros([NP, BD], dtype=cdt)
+    dB_acc = tl.zeros([NP, BD], dtype=cdt)
+    dC_acc = tl.zeros([NP, BD], dtype=cdt)
+    dD_acc = tl.zeros([BD], dtype=cdt)
+    db_acc = tl.zeros([BD], dtype=cdt)
+
+    ubase = pid_b.to(tl.int64) * dim * L
+    row_off = ubase + d[None, :].to(tl.int64) * L
+    scr_base = ((pid_b.to(tl.int64) * R + pid_r) * ndb + pid_d) * K * NP * BD
+    seg_lo = pid_r * spr
+    seg_hi = tl.minimum(seg_lo + spr, nseg)
+    for sr in range(0, seg_hi - seg_lo):
+        s = seg_hi - 1 - sr
+        t_seg = s * SEG
+        n_chunks = tl.cdiv(tl.minimum(SEG, L - t_seg), T)
+        if not CARRY_ONLY:
+            # Recompute the state at the start of every chunk of this segment.
+            tl.debug_barrier()
+            h = tl.load(ckpt_ptr + (pid_b.to(tl.int64) * nseg + s) * dim * N + nd_off,
+                        mask=ndm, other=0.0).to(cdt)
+            for k in range(0, n_chunks):
+                tl.store(scr_ptr + scr_base + k * NP * BD + pnd, h)
+                t = t_seg + k * T + t_i
+                tm = t < L
+                m2 = tm[:, None] & dm[None, :]
+                off2 = row_off + t[:, None]
+                dt, _ = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt)
+                uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
+                a = tl.exp2(dt[:, None, :] * A2[None, :, :])
+                B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
+                              pid_b, d0, cdt)
+                ap, bp = tl.reduce((a, (dt * uu)[:, None, :] * B3), 0, _first_order)
+                h = ap * h + bp
+            tl.debug_barrier()
+        for kr in range(0, n_chunks):
+            k = n_chunks - 1 - kr
+            t = t_seg + k * T + t_i
+            tm = t < L
+            m2 = tm[:, None] & dm[None, :]
+            off2 = row_off + t[:, None]
+            # Δ_{t+1}: the decay that carries q_{t+1} back to q_t (1 past the end).
+            m2n = (t[:, None] + 1 < L) & dm[None, :]
+            dtn, _ = _step_sizes(delta_ptr, bias, off2 + 1, m2n, HAS_BIAS, SOFTPLUS, cdt)
+            alpha = tl.exp2(dtn[:, None, :] * A2[None, :, :])     # (T, NP, BD)
+            dout = tl.load(dout_ptr + off2, mask=m2, other=0.0).to(cdt)
+            C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C,
+                          pid_b, d0, cdt)
+            if HAS_Z:
+                zz = tl.load(z_ptr + off2, mask=m2, other=0.0).to(cdt)
+                sz = _sigmoid(zz)
+                dy = dout * zz * sz
+            else:
+                dy = dout
+            c = C3 * dy[:, None, :]                                # (T, NP, BD)
+            qa, qc = tl.associative_scan((alpha, c), 0, _first_order, reverse=True)
+            qs = qa * q[None, :, :] + qc                           # q_t, (T, NP, BD)
+            q = tl.sum(tl.where(t_i[:, None, None] == 0, qs, 0.0), axis=0)
+            if CARRY_ONLY:
+                sq += tl.sum(dtn, axis=0)
+            else:
+                h0 = tl.load(scr_ptr + scr_base + k * NP * BD + pnd)  # (NP, BD)
+                dt, x = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt)
+                uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
+                dtu = dt * uu
+                a = tl.exp2(dt[:, None, :] * A2[None, :, :])
+                B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
+                              pid_b, d0, cdt)
+                bx = dtu[:, None, :] * B3
+                ac, bc = tl.associative_scan((a, bx), 0, _first_order)
+                hs = ac * h0[None, :, :] + bc                      # h_t, (T, NP, BD)
+                if HAS_Z:
+                    y = tl.sum(hs * C3, axis=1)
+                    if HAS_D:
+                        y += Dv[None, :] * uu
+                    dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
+                    tl.store(dz_ptr + off2, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+                hmb = hs - bx                                      # e^{ΔA} h_{t-1}
+                qhmb = qs * hmb
+                s1 = tl.sum(qs * B3, axis=1)                       # Σ_n q B, (T, BD)
+                s2 = tl.sum(qhmb * A[None, :, :], axis=1)          # Σ_n q e^{ΔA} h_{t-1} A
+                du = dt * s1
+                if HAS_D:
+                    du += dy * Dv[None, :]
+                    dD_acc += tl.sum(dy * uu, axis=0)
+                ddt = uu * s1 + s2
+                if SOFTPLUS:
+                    ddt = ddt * _softplus_grad(x)
+                ddt = tl.where(m2, ddt, 0.0)
+                db_acc += tl.sum(ddt, axis=0)
+                tl.store(du_ptr + off2, du.to(du_ptr.dtype.element_ty), mask=m2)
+                tl.store(ddelta_ptr + off2, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
+                dA_acc += tl.sum(qhmb * dt[:, None, :], axis=0)
+                gB = qs * dtu[:, None, :]                          # (T, NP, BD)
+                gC = hs * dy[:, None, :]
+                if VAR_B:
+                    _scatter_group(dB_ptr, gB, t, tm, n, nm, d, dm, cpgB, GB, L, dim, N, BD,
+                                   ONE_GROUP_B, pid_b, d0)
+                else:
+                    dB_acc += tl.sum(gB, axis=0)
+                if VAR_C:
+                    _scatter_group(dC_ptr, gC, t, tm, n, nm, d, dm, cpgC, GC, L, dim, N, BD,
+                                   ONE_GROUP_C, pid_b, d0)
+                else:
+                    dC_acc += tl.sum(gC, axis=0)
+
+    part = pid_b.to(tl.int64) * R + pid_r
+    if CARRY_ONLY:
+        tl.store(qz_ptr + st_off, q.to(qz_ptr.dtype.element_ty), mask=ndm)
+        tl.store(sq_ptr + part * dim + d, sq.to(sq_ptr.dtype.element_ty), mask=dm)
+    else:
+        tl.store(dA_ptr + part * dim * N + nd_off, dA_acc, mask=ndm)
+        if HAS_D:
+            tl.store(dD_ptr + part * dim + d, dD_acc, mask=dm)
+        if HAS_BIAS:
+            tl.store(dbias_ptr + part * dim + d, db_acc, mask=dm)
+        if not VAR_B:
+            tl.store(dB_ptr + part * dim * N + nd_off, dB_acc, mask=ndm)
+        if not VAR_C:
+            tl.store(dC_ptr + part * dim * N + nd_off, dC_acc, mask=ndm)
+        if HAS_H0:
+            if pid_r == 0:
+                # dL/dh_{-1} = e^{Δ_0 A} q_0.
+                m1 = dm[None, :]
+                dt0, _ = _step_sizes(delta_ptr, bias, row_off, m1, HAS_BIAS, SOFTPLUS, cdt)
+                a0 = tl.exp2(tl.sum(dt0, axis=0)[None, :] * A2)
+                tl.store(dh0_ptr + pid_b.to(tl.int64) * dim * N + nd_off,
+                         (a0 * q).to(dh0_ptr.dtype.element_ty), mask=ndm)
+
+
+@triton.jit
+def _scatter_group(ptr, g3, t, tm, n, nm, d, dm, cpg, G, L, dim, N: tl.constexpr,
+                   BD: tl.constexpr, ONE_GROUP: tl.constexpr, pid_b, d0):
+    """Add ``g3`` (T, NP, BD), summed over the channels of each group, into (b, G, N, L)."""
+    msk = tm[:, None] & nm[None, :]
+    off = n[None, :] * L + t[:, None]                              # (T, NP)
+    if ONE_GROUP:
+        row = (pid_b.to(tl.int64) * G + d0 // cpg) * N * L
+        tl.atomic_add(ptr + row + off, tl.sum(g3, axis=2), mask=msk, sem="relaxed")
+    else:
+        g_lo = d0 // cpg
+        g_hi = (tl.minimum(d0 + BD, dim) - 1) // cpg
+        for g in range(g_lo, g_hi + 1):
+            w = (d // cpg == g) & dm
+            part = tl.sum(tl.where(w[None, None, :], g3, 0.0), axis=2)
+            row = (pid_b.to(tl.int64) * G + g) * N * L
+            tl.atomic_add(ptr + row + off, part, mask=msk, sem="relaxed")
+
+
+# --------------------------------------------------------------------------- #
+# Host side
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class _Config:
+    """Tile sizes of one call.
+
+    ``BD`` channels per program, ``T`` time steps per chunk (forward / backward),
+    ``SEG`` steps between saved states (a multiple of both ``T``), ``R`` time
+    ranges run in parallel (``None``: enough to fill the device).
+    """
+
+    BD: int
+    T_fwd: int
+    T_bwd: int
+    SEG: int
+    num_warps: int
+    R: int | None = None
+
+
+def _next_pow2(x: int) -> int:
+    return 1 << max(0, (int(x) - 1).bit_length())
+
+
+def _default_config(N: int, interpret: bool) -> _Config:
+    NP = _next_pow2(N)
+    num_warps = min(4, NP)
+    per_thread_n = max(1, NP // num_warps)   # states held by one thread
+    if interpret:
+        # The interpreter runs every tile op in numpy: small tiles, several
+        # chunks per segment and segments per range so every path is exercised.
+        return _Config(BD=16, T_fwd=8, T_bwd=4, SEG=16, num_warps=num_warps)
+    t_fwd = max(2, 32 // per_thread_n)
+    t_bwd = max(2, 16 // per_thread_n)
+    return _Config(BD=32, T_fwd=t_fwd, T_bwd=t_bwd, SEG=max(128, t_fwd, t_bwd), num_warps=num_warps)
+
+
+_CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _ranges(programs: int, nseg: int, device: torch.device, R: int | None) -> tuple[int, int]:
+    """Number of parallel time ranges and segments per range."""
+    if R is None:
+        if device.type == "cuda":
+            sms = torch.cuda.get_device_properties(device).multi_processor_count
+            R = max(1, -(-4 * sms // max(programs, 1)))
+        else:
+            R = 1
+    R = max(1, min(int(R), nseg))
+    spr = -(-nseg // R)
+    return -(-nseg // spr), spr
+
+
+@dataclass
+class _Problem:
+    """Shapes and flags of one call, shared by the forward and backward launches."""
+
+    b: int
+    dim: int
+    L: int
+    N: int
+    NP: int
+    var_b: bool
+    var_c: bool
+    GB: int
+    GC: int
+    cfg: _Config
+    nseg: int
+    R: int
+    spr: int
+    ndb: int
+
+    def group_args(self):
+        cpgB = self.dim // self.GB
+        cpgC = self.dim // self.GC
+        return cpgB, self.GB, cpgC, self.GC
+
+    def one_group(self):
+        cpgB, _, cpgC, _ = self.group_args()
+        bd = self.cfg.BD
+        return (not self.var_b) or cpgB % bd == 0, (not self.var_c) or cpgC % bd == 0
+
+
+def _problem(u, A, B, C, cfg: _Config) -> _Problem:
+    b, dim, L = u.shape
+    N = A.shape[1]
+    var_b, var_c = B.dim() == 4, C.dim() == 4
+    nseg = -(-L // cfg.SEG)
+    ndb = -(-dim // cfg.BD)
+    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R)
+    return _Problem(b, dim, L, N, _next_pow2(N), var_b, var_c, B.shape[1] if var_b else 1,
+                    C.shape[1] if var_c else 1, cfg, nseg, R, spr, ndb)
+
+
+def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, pr: _Problem,
+             save: bool):
+    cfg = pr.cfg
+    cdt = A.dtype
+    b, dim, L, N = pr.b, pr.dim, pr.L, pr.N
+    dev = u.device
+    y = torch.empty_like(u)
+    last = torch.empty(b, dim, N, device=dev, dtype=cdt)
+    ckpt = torch.empty(b, pr.nseg, dim, N, device=dev, dtype=cdt) if save else last
+    grid = (pr.ndb, b, pr.R)
+    ogb, ogc = pr.one_group()
+    common = dict(SEG=cfg.SEG, N=N, NP=pr.NP, BD=cfg.BD, HAS_D=D is not None, HAS_Z=z is not None,
+                  HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), VAR_B=pr.var_b,
+                  VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=cfg.num_warps)
+    dummy = A2
+    ptrs = (u, delta, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
+            delta_bias if delta_bias is not None else dummy)
+    if pr.R > 1:
+        hend = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
+        sdt = torch.empty(b, pr.R, dim, device=dev, dtype=cdt)
+        _fwd_kernel[grid](*ptrs, dummy, dummy, hend, dummy, sdt, dim, L, *pr.group_args(),
+                          pr.nseg, pr.spr, pr.R, T=cfg.T_fwd, HAS_HIN=False, STATE_ONLY=True,
+                          SAVE_CKPT=False, WRITE_LAST=False, **common)
+        hin = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
+        _chain(A2, hend, sdt, initial_state, hin, pr, reverse=False)
+    else:
+        hin = initial_state
+    _fwd_kernel[grid](*ptrs, hin if hin is not None else dummy, y, last, ckpt, dummy, dim, L,
+                      *pr.group_args(), pr.nseg, pr.spr, pr.R, T=cfg.T_fwd,
+                      HAS_HIN=hin is not None, STATE_ONLY=False, SAVE_CKPT=save, WRITE_LAST=True,
+                      **common)
+    return y, last, (ckpt if save else None)
+
+
+def _chain(A2, e, s, init, out, pr: _Problem, reverse: bool):
+    BLOCK = 256
+    grid = (triton.cdiv(pr.dim * pr.N, BLOCK), pr.b)
+    _chain_kernel[grid](A2, e, s, init if init is not None else A2, out, pr.dim, pr.R, N=pr.N,
+                        BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse)
+
+
+def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus,
+              ckpt, pr: _Problem):
+    cfg = pr.cfg
+    cdt = A.dtype
+    b, dim, L, N, R = pr.b, pr.dim, pr.L, pr.N, pr.R
+    dev = u.device
+    grid = (pr.ndb, b, R)
+    ogb, ogc = pr.one_group()
+    dummy = A2
+    common = dict(SEG=cfg.SEG, T=cfg.T_bwd, N=N, NP=pr.NP, BD=cfg.BD, HAS_D=D is not None,
+                  HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
+                  VAR_B=pr.var_b, VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc,
+                  HAS_H0=initial_state is not None, num_warps=cfg.num_warps)
+    ptrs = (u, delta, A, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
+            delta_bias if delta_bias is not None else dummy, dout)
+    sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb)
+    if R > 1:
+        qz = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
+        sq = torch.empty(b, R, dim, device=dev, dtype=cdt)
+        _bwd_kernel[grid](*ptrs, dummy, dummy, dummy, *(dummy,) * 3, *(dummy,) * 3,
+                          dummy, dummy, dummy, qz, sq, *sizes, HAS_QIN=False, CARRY_ONLY=True,
+                          **common)
+        qin = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
+        _chain(A2, qz, sq, dlast, qin, pr, reverse=True)
+    else:
+        qin = dlast
+    K = cfg.SEG // cfg.T_bwd
+    scratch = torch.empty(b * R * pr.ndb * K * pr.NP * cfg.BD, device=dev, dtype=cdt)
+    du = torch.empty_like(u)
+    ddelta = torch.empty_like(delta)
+    dz = torch.empty_like(z) if z is not None else dummy
+    dA = torch.empty(b * R, dim, N, device=dev, dtype=cdt)
+    dD = torch.empty(b * R, dim, device=dev, dtype=cdt) if D is not None else dummy
+    dbias = torch.empty(b * R, dim, device=dev, dtype=cdt) if delta_bias is not None else dummy
+    dB = (torch.zeros(B.shape, device=dev, dtype=cdt) if pr.var_b
+          else torch.empty(b * R, dim, N, device=dev, dtype=cdt))
+    dC = (torch.zeros(C.shape, device=dev, dtype=cdt) if pr.var_c
+          else torch.empty(b * R, dim, N, device=dev, dtype=cdt))
+    dh0 = torch.empty(b, dim, N, device=dev, dtype=cdt) if initial_state is not None else dummy
+    _bwd_kernel[grid](*ptrs, ckpt, qin if qin is not None else dummy, scratch, du, ddelta, dz,
+                      dA, dD, dbias, dB, dC, dh0, dummy, dummy, *sizes, HAS_QIN=qin is not None,
+                      CARRY_ONLY=False, **common)
+    grads = dict(
+        u=du, delta=ddelta, A=dA.sum(0).to(A.dtype),
+        B=(dB if pr.var_b else dB.sum(0)).to(B.dtype),
+        C=(dC if pr.var_c else dC.sum(0)).to(C.dtype),
+        D=dD.sum(0).to(D.dtype) if D is not None else None,
+        z=dz if z is not None else None,
+        delta_bias=dbias.sum(0).to(delta_bias.dtype) if delta_bias is not None else None,
+        initial_state=dh0.to(initial_state.dtype) if initial_state is not None else None,
+    )
+    return grads
+
+
+class _SelectiveScanTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr, A2):
+        y, last, ckpt = _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus,
+                                 pr, save=True)
+        ctx.save_for_backward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, ckpt)
+        ctx.softplus = softplus
+        ctx.pr = pr
+        ctx.set_materialize_grads(False)
+        return y, last
+
+    @staticmethod
+    def backward(ctx, dy, dlast):
+        u, delta, A, A2, B, C, D, z, delta_bias, initial_state, ckpt = ctx.saved_tensors
+        if dy is None:
+            dy = torch.zeros_like(u)
+        if dlast is not None:
+            dlast = dlast.to(A.dtype).contiguous()
+        g = _backward(dy.contiguous(), dlast, u, delta, A, A2, B, C, D, z, delta_bias,
+                      initial_state, ctx.softplus, ckpt, ctx.pr)
+        return (g["u"], g["delta"], g["A"], g["B"], g["C"], g["D"], g["z"], g["delta_bias"],
+                g["initial_state"], None, None, None)
+
+
+def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                          delta_softplus=False, return_last_state=False, initial_state=None):
+    """Selective scan with Triton kernels (inputs already validated and normalized).
+
+    Parameters
+    ----------
+    u, delta : torch.Tensor
+        ``(batch, dim, L)``, contiguous, one dtype among float32, float16,
+        bfloat16, float64.
+    A : torch.Tensor
+        ``(dim, N)``, float32 (float64 when ``u`` is float64).
+    B, C : torch.Tensor
+        ``(batch, G, N, L)`` contiguous (channel ``d`` uses group
+        ``d // (dim // G)``) or time-invariant ``(dim, N)``.
+    D, delta_bias : torch.Tensor or None
+        ``(dim,)``.
+    z : torch.Tensor or None
+        ``(batch, dim, L)`` gate, like ``u``.
+    delta_softplus : bool
+        Apply softplus to ``delta + delta_bias``.
+    return_last_state : bool
+        Also return the state after the last step.
+    initial_state : torch.Tensor or None
+        ``(batch, dim, N)`` state before the first step.
+
+    Returns
+    -------
+    y : torch.Tensor
+        ``(batch, dim, L)`` in ``u``'s dtype.
+    last_state : torch.Tensor
+        ``(batch, dim, N)`` in ``A``'s dtype, when ``return_last_state``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sciamba.kernels._triton_scan import selective_scan_triton
+    >>> u = torch.randn(1, 3, 5)
+    >>> y = selective_scan_triton(u, torch.rand_like(u), -torch.rand(3, 2),
+    ...                           torch.randn(1, 1, 2, 5), torch.randn(1, 1, 2, 5))  # doctest: +SKIP
+    """
+    interpret = _interpreting()
+    cfg = _CONFIG_OVERRIDE or _default_config(A.shape[1], interpret)
+    pr = _problem(u, A, B, C, cfg)
+    A2 = (A.detach() * _LOG2E).contiguous()
+    tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in tensors)
+    with torch.cuda.device(u.device) if u.device.type == "cuda" else _nullcontext():
+        if needs_grad:
+            y, last = _SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
+                                                 initial_state, bool(delta_softplus), pr, A2)
+        else:
+            y, last, _ = _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state,
+                                  delta_softplus, pr, save=False)
+    return (y, last) if return_last_state else y
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
