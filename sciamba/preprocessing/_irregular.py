@@ -442,11 +442,12 @@ def lomb_scargle(x, times, frequencies, *, normalize=True, floating_mean=True, w
     x : array_like
         Values; NaN marks missing samples.
     times : array_like or None
-        Sampling times, shape ``(n,)`` or ``(x.shape[0], n)`` (time last).
+        Sampling times, shape ``(n,)``, or ``(n_series, n)`` for ``x`` of shape
+        ``(n_series, ..., n)`` once ``axis`` is moved last. None: ``0, 1, ..., n - 1``.
     frequencies, normalize, floating_mean
         As in :class:`LombScargle` (ordinary, not angular, frequencies).
     weights : array_like or None, default=None
-        Sample weights broadcastable to ``x`` (time last).
+        Sample weights broadcastable to ``x`` (same layout as ``x``).
     axis : int, default=-1
         Time axis.
 
@@ -472,6 +473,16 @@ def lomb_scargle(x, times, frequencies, *, normalize=True, floating_mean=True, w
     from ._validation import as_float_series
 
     xt = as_float_series(x, axis=axis, name="lomb_scargle", allow_nan=True)
+    if weights is not None:
+        # Weights follow x: broadcast in x's layout, then move time last with it.
+        try:
+            w = np.broadcast_to(np.asarray(weights, dtype=np.float64), np.shape(x))
+        except ValueError:
+            raise ValueError(
+                f"lomb_scargle: weights of shape {np.shape(weights)} do not broadcast to x's "
+                f"shape {np.shape(x)}"
+            ) from None
+        weights = np.moveaxis(w, axis, -1)
     out, _ = est._transform_series(xt, times, weights=weights)
     return np.moveaxis(out, -1, axis)
 
