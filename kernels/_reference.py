@@ -78,13 +78,16 @@ def selective_scan_ref(
     Bc = _per_channel(x.B, d, cdt)  # (b d N L) or (d N)
     Cc = _per_channel(x.C, d, cdt)  # (b d N L) or (d N)
     h = x.initial_state if x.initial_state is not None else uc.new_zeros(b, d, N)  # (b d N)
+    # unbind once: indexing [..., t] in the loop would make autograd build a
+    # full-size gradient per step (O(L^2) backward).
+    dts, us = dt.unbind(-1), uc.unbind(-1)  # L x (b d)
+    Bs = [Bc] * L if Bc.dim() == 2 else Bc.unbind(-1)  # L x (d N) or (b d N)
+    Cs = [Cc] * L if Cc.dim() == 2 else Cc.unbind(-1)  # L x (d N) or (b d N)
     ys = []
     for t in range(L):
-        Bt = Bc if Bc.dim() == 2 else Bc[..., t]  # (d N) or (b d N)
-        Ct = Cc if Cc.dim() == 2 else Cc[..., t]  # (d N) or (b d N)
-        decay = torch.exp(dt[:, :, t, None] * x.A)  # (b d N)
-        h = decay * h + (dt[:, :, t] * uc[:, :, t])[:, :, None] * Bt  # (b d N)
-        ys.append((h * Ct).sum(-1))  # (b d)
+        decay = torch.exp(dts[t][:, :, None] * x.A)  # (b d N)
+        h = decay * h + (dts[t] * us[t])[:, :, None] * Bs[t]  # (b d N)
+        ys.append((h * Cs[t]).sum(-1))  # (b d)
     y = torch.stack(ys, dim=-1)  # (b d L)
     if x.D is not None:
         y = y + x.D[:, None] * uc
