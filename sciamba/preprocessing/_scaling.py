@@ -26,8 +26,11 @@ def location_scale(
     instead of NaN. Constancy is tested exactly (peak-to-peak of 0) because the
     standard deviation of equal floats is not always exactly 0.
     """
+    constant = np.ptp(x, axis=axes, keepdims=True) == 0
     if with_mean:
         c = (np.mean if center == "mean" else np.median)(x, axis=axes, keepdims=True)
+        # The mean of equal floats can be off by an ulp; a constant maps to exactly 0.
+        c = np.where(constant, np.max(x, axis=axes, keepdims=True), c)
     else:
         c = np.zeros([1 if i in axes else n for i, n in enumerate(x.shape)])
     if with_std:
@@ -36,7 +39,7 @@ def location_scale(
         else:
             q75, q25 = np.percentile(x, [75.0, 25.0], axis=axes, keepdims=True)
             s = q75 - q25
-        s = np.where((np.ptp(x, axis=axes, keepdims=True) == 0) | (s == 0), 1.0, s)
+        s = np.where(constant | (s == 0), 1.0, s)
     else:
         s = np.ones_like(c)
     return c, s

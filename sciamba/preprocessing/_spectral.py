@@ -357,7 +357,7 @@ def spectrogram(x, fs=1.0, *, window=("tukey", 0.25), nperseg=None, noverlap=Non
     t : ndarray
         Frame centres, in units of ``1/fs`` from the first sample.
     Sxx : ndarray
-        Spectrogram; the last two axes are frequency and frame (SciPy's layout).
+        Spectrogram in SciPy's layout: frequencies along ``axis``, frames last.
 
     Examples
     --------
@@ -372,5 +372,8 @@ def spectrogram(x, fs=1.0, *, window=("tukey", 0.25), nperseg=None, noverlap=Non
     est._validate_params()
     from ._validation import as_float_series
 
+    ndim = np.ndim(x)
     xt = as_float_series(x, axis=axis, name="spectrogram")
-    return est._spectrogram(xt)
+    f, t, s = est._spectrogram(xt)  # s: (..., n_freqs, n_frames)
+    # SciPy's layout: frequencies where time was, frames last.
+    return f, t, np.moveaxis(s, -2, axis % ndim)
