@@ -152,7 +152,10 @@ def discretize(A, B, C, D, dt, method: str = "zoh", alpha: float | None = None):
     * ``foh`` (input linear between samples): with
       :math:`M = \exp\begin{bmatrix}A\Delta & B\Delta & 0\\ 0 & 0 & I\\ 0 & 0 & 0\end{bmatrix}`,
       :math:`A_d = M_{11}`, :math:`B_d = M_{12} - M_{13} + M_{11} M_{13}`,
-      :math:`C_d = C`, :math:`D_d = D + C M_{13}` [2]_.
+      :math:`C_d = C`, :math:`D_d = D + C M_{13}` [2]_. Its state is
+      :math:`x[k] - M_{13} u[k]`, so a zero discrete initial state means the
+      continuous system at rest only if :math:`u[0] = 0`; then the output equals
+      :func:`scipy.signal.lsim` with its default linear interpolation exactly.
     * ``impulse``: :math:`A_d = e^{A\Delta}`, :math:`B_d = e^{A\Delta} B\Delta`,
       :math:`C_d = C`, :math:`D_d = C B \Delta`; needs :math:`D = 0`.
     * ``gbt`` with weight :math:`\alpha` [3]_: :math:`A_d = (I - \alpha\Delta A)^{-1}(I + (1-\alpha)\Delta A)`,
@@ -303,11 +306,16 @@ def discretize_diagonal(Lambda, B, dt, method: str = "zoh", alpha: float | None 
     method, alpha = check_method(method, alpha, allowed=DIAGONAL_METHODS)
     Lambda = as_tensor("Lambda", Lambda)
     B = as_tensor("B", B, device=Lambda.device)
-    check_finite("Lambda", Lambda)
-    check_finite("B", B)
-    check_dt(dt)
+    if isinstance(dt, bool) or isinstance(dt, torch.Tensor) and (dt.is_complex() or dt.dtype == torch.bool):
+        check_dt(dt)  # raises the TypeError
     real = Lambda.real.dtype if Lambda.is_complex() else Lambda.dtype
-    dt = as_tensor("dt", dt, dtype=real, device=Lambda.device)
+    dt = as_tensor("dt", dt, dtype=real, device=Lambda.device) if not isinstance(dt, torch.Tensor) else dt
+    # This runs in training loops: one combined test (one device sync), details only on failure.
+    ok = torch.isfinite(Lambda).all() & torch.isfinite(B).all() & torch.isfinite(dt).all() & (dt > 0).all()
+    if not bool(ok):
+        check_finite("Lambda", Lambda)
+        check_finite("B", B)
+        check_dt(dt)
     z = dt * Lambda  # (... N)
     if method == "zoh":
         return torch.exp(z), dt * _phi1(z) * B

@@ -208,9 +208,13 @@ class LTISSM(nn.Module):
 
     @property
     def dt(self) -> float | None:
-        if self.is_continuous and self.trainable:
-            return float(torch.exp(self.log_dt))
-        return self._dt_value
+        if not self.is_continuous:
+            return self._dt_value
+        step = float(self._step())
+        v = self._dt_value
+        if not self.trainable and float(torch.tensor(v, dtype=self.dt_.dtype)) == step:
+            return v  # the exact float given (the buffer may hold it rounded to float32)
+        return step
 
     def _step(self) -> torch.Tensor:
         return torch.exp(self.log_dt) if self.trainable else self.dt_
@@ -326,6 +330,12 @@ class LTISSM(nn.Module):
         Returns
         -------
         y : torch.Tensor
+            Output, same dtype as ``u``.
+
+        Notes
+        -----
+        With irregular steps the system is time-varying, so the output always
+        comes from the scan, whatever ``mode``.
         """
         u = self._check_input(u)
         L = u.shape[-1]
