@@ -206,3 +206,21 @@ def test_fill_missing_keeps_observed_values_and_dataarray(rng):
     out = pp.FillMissing().fit_transform(da)
     np.testing.assert_array_equal(out.values[obs], x[obs])
     np.testing.assert_array_equal(out["time"].values, da["time"].values)
+
+
+def test_times_reach_lombscargle_inside_a_pipeline_by_metadata_routing(rng):
+    import sklearn
+    from sklearn.pipeline import Pipeline
+
+    t = np.sort(rng.uniform(0, 10, (4, 50)), axis=1)
+    X = np.sin(2 * np.pi * 0.3 * t) + 0.1 * rng.standard_normal(t.shape)
+    freqs = np.linspace(0.1, 1.0, 7)
+    with sklearn.config_context(enable_metadata_routing=True):
+        ls = (pp.LombScargle(freqs).set_fit_request(times=True, weights=False)
+              .set_transform_request(times=True, weights=False))
+        pipe = Pipeline([("ls", ls), ("scale", pp.Standardize())])
+        out = pipe.fit_transform(X, times=t)
+        again = pipe.transform(X, times=t)
+    ref = pp.standardize(pp.lomb_scargle(X, t, freqs))
+    np.testing.assert_allclose(out, ref, **TOL)
+    np.testing.assert_allclose(again, ref, **TOL)

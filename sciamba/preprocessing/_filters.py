@@ -11,6 +11,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import signal
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -197,8 +198,9 @@ class Butterworth(_SOSBase):
         **_PAD_CONSTRAINTS,
     }
 
-    def __init__(self, cutoff, btype="lowpass", order=4, fs=1.0, zero_phase=True,
-                 padtype="odd", padlen=None):
+    def __init__(self, cutoff: float | ArrayLike, btype: str = "lowpass", order: int = 4,
+                 fs: float = 1.0, zero_phase: bool = True, padtype: str | None = "odd",
+                 padlen: int | None = None) -> None:
         self.cutoff = cutoff
         self.btype = btype
         self.order = order
@@ -250,7 +252,8 @@ class SOSFilter(_SOSBase):
 
     _parameter_constraints: dict = {"sos": ["array-like"], **_PAD_CONSTRAINTS}
 
-    def __init__(self, sos, zero_phase=True, padtype="odd", padlen=None):
+    def __init__(self, sos: ArrayLike, zero_phase: bool = True, padtype: str | None = "odd",
+                 padlen: int | None = None) -> None:
         self.sos = sos
         self.zero_phase = zero_phase
         self.padtype = padtype
@@ -317,7 +320,9 @@ class Notch(_SOSBase):
         **_PAD_CONSTRAINTS,
     }
 
-    def __init__(self, freq, quality=30.0, fs=1.0, zero_phase=True, padtype="odd", padlen=None):
+    def __init__(self, freq: float, quality: float = 30.0, fs: float = 1.0,
+                 zero_phase: bool = True, padtype: str | None = "odd",
+                 padlen: int | None = None) -> None:
         self.freq = freq
         self.quality = quality
         self.fs = fs
@@ -331,8 +336,10 @@ class Notch(_SOSBase):
         return signal.tf2sos(b, a)
 
 
-def butterworth(x, cutoff, *, btype="lowpass", order=4, fs=1.0, zero_phase=True,
-                padtype="odd", padlen=None, axis=-1) -> np.ndarray:
+def butterworth(x: ArrayLike, cutoff: float | ArrayLike, *, btype: str = "lowpass",
+                order: int = 4, fs: float = 1.0, zero_phase: bool = True,
+                padtype: str | None = "odd", padlen: int | None = None,
+                axis: int = -1) -> np.ndarray:
     """Butterworth-filter ``x`` along ``axis``; functional form of :class:`Butterworth`.
 
     Parameters
@@ -364,7 +371,9 @@ def butterworth(x, cutoff, *, btype="lowpass", order=4, fs=1.0, zero_phase=True,
     return run_as_function(est, x, axis, name="butterworth")[0]
 
 
-def sos_filter(x, sos, *, zero_phase=True, padtype="odd", padlen=None, axis=-1) -> np.ndarray:
+def sos_filter(x: ArrayLike, sos: ArrayLike, *, zero_phase: bool = True,
+               padtype: str | None = "odd", padlen: int | None = None,
+               axis: int = -1) -> np.ndarray:
     """Filter ``x`` with second-order sections; functional form of :class:`SOSFilter`.
 
     Parameters
@@ -395,8 +404,9 @@ def sos_filter(x, sos, *, zero_phase=True, padtype="odd", padlen=None, axis=-1) 
     return run_as_function(est, x, axis, name="sos_filter")[0]
 
 
-def notch(x, freq, *, quality=30.0, fs=1.0, zero_phase=True, padtype="odd", padlen=None,
-          axis=-1) -> np.ndarray:
+def notch(x: ArrayLike, freq: float, *, quality: float = 30.0, fs: float = 1.0,
+          zero_phase: bool = True, padtype: str | None = "odd", padlen: int | None = None,
+          axis: int = -1) -> np.ndarray:
     """Remove one frequency with an IIR notch; functional form of :class:`Notch`.
 
     Parameters

@@ -14,6 +14,7 @@ from numbers import Real
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import interpolate, signal
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -113,7 +114,8 @@ class LombScargle(NewLengthSeriesMixin, SeriesTransformer):
         "floating_mean": ["boolean"],
     }
 
-    def __init__(self, frequencies, normalize=True, floating_mean=True):
+    def __init__(self, frequencies: ArrayLike, normalize: bool = True,
+                 floating_mean: bool = True) -> None:
         self.frequencies = frequencies
         self.normalize = normalize
         self.floating_mean = floating_mean
@@ -276,7 +278,7 @@ class Interpolate(SeriesTransformer):
         "max_gap": [Interval(Real, 0, None, closed="neither"), None],
     }
 
-    def __init__(self, step, method="linear", max_gap=None):
+    def __init__(self, step: float, method: str = "linear", max_gap: float | None = None) -> None:
         self.step = step
         self.method = method
         self.max_gap = max_gap
@@ -403,7 +405,7 @@ class FillMissing(OneToOneSeriesMixin, SeriesTransformer):
     _allow_nan = True
     _parameter_constraints: dict = {"method": [StrOptions({"linear", "ffill", "zero"})]}
 
-    def __init__(self, method="linear"):
+    def __init__(self, method: str = "linear") -> None:
         self.method = method
 
     def _transform_series(self, x, times):
@@ -433,8 +435,9 @@ class FillMissing(OneToOneSeriesMixin, SeriesTransformer):
         return y, None
 
 
-def lomb_scargle(x, times, frequencies, *, normalize=True, floating_mean=True, weights=None,
-                 axis=-1) -> np.ndarray:
+def lomb_scargle(x: ArrayLike, times: ArrayLike | None, frequencies: ArrayLike, *,
+                 normalize: bool = True, floating_mean: bool = True,
+                 weights: ArrayLike | None = None, axis: int = -1) -> np.ndarray:
     """Lomb-Scargle periodogram along ``axis``; functional form of :class:`LombScargle`.
 
     Parameters
@@ -487,8 +490,9 @@ def lomb_scargle(x, times, frequencies, *, normalize=True, floating_mean=True, w
     return np.moveaxis(out, -1, axis)
 
 
-def interpolate_series(x, times, step, *, method="linear", max_gap=None,
-                       axis=-1) -> tuple[np.ndarray, np.ndarray]:
+def interpolate_series(x: ArrayLike, times: ArrayLike | None, step: float, *,
+                       method: str = "linear", max_gap: float | None = None,
+                       axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Interpolate onto a regular grid; functional form of :class:`Interpolate`.
 
     Parameters
@@ -526,7 +530,7 @@ def interpolate_series(x, times, step, *, method="linear", max_gap=None,
     return ax.values, out
 
 
-def fill_missing(x, method="linear", *, axis=-1) -> np.ndarray:
+def fill_missing(x: ArrayLike, method: str = "linear", *, axis: int = -1) -> np.ndarray:
     """Fill NaN gaps along ``axis``; functional form of :class:`FillMissing`.
 
     Parameters

@@ -11,6 +11,7 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import signal
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -101,7 +102,8 @@ class Resample(NewLengthSeriesMixin, SeriesTransformer):
         "method": [StrOptions({"fft", "poly"})],
     }
 
-    def __init__(self, num=None, up=None, down=None, method="fft"):
+    def __init__(self, num: int | None = None, up: int | None = None, down: int | None = None,
+                 method: str = "fft") -> None:
         self.num = num
         self.up = up
         self.down = down
@@ -180,7 +182,8 @@ class Decimate(NewLengthSeriesMixin, SeriesTransformer):
         "zero_phase": ["boolean"],
     }
 
-    def __init__(self, q, n=None, ftype="iir", zero_phase=True):
+    def __init__(self, q: int, n: int | None = None, ftype: str = "iir",
+                 zero_phase: bool = True) -> None:
         self.q = q
         self.n = n
         self.ftype = ftype
@@ -204,7 +207,8 @@ class Decimate(NewLengthSeriesMixin, SeriesTransformer):
         return y, NewAxis("time", new_times, fs_factor=1.0 / int(self.q))
 
 
-def resample(x, num=None, *, up=None, down=None, method="fft", axis=-1) -> np.ndarray:
+def resample(x: ArrayLike, num: int | None = None, *, up: int | None = None,
+             down: int | None = None, method: str = "fft", axis: int = -1) -> np.ndarray:
     """Resample along ``axis``; functional form of :class:`Resample`.
 
     Parameters
@@ -232,7 +236,8 @@ def resample(x, num=None, *, up=None, down=None, method="fft", axis=-1) -> np.nd
     return run_as_function(est, x, axis, name="resample")[0]
 
 
-def decimate(x, q, *, n=None, ftype="iir", zero_phase=True, axis=-1) -> np.ndarray:
+def decimate(x: ArrayLike, q: int, *, n: int | None = None, ftype: str = "iir",
+             zero_phase: bool = True, axis: int = -1) -> np.ndarray:
     """Anti-alias and downsample; functional form of :class:`Decimate`.
 
     Parameters

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -118,8 +119,8 @@ class Standardize(OneToOneSeriesMixin, SeriesTransformer):
         "scale": [StrOptions({"std", "iqr"})],
     }
 
-    def __init__(self, per_series=True, with_mean=True, with_std=True, center="mean",
-                 scale="std"):
+    def __init__(self, per_series: bool = True, with_mean: bool = True, with_std: bool = True,
+                 center: str = "mean", scale: str = "std") -> None:
         self.per_series = per_series
         self.with_mean = with_mean
         self.with_std = with_std
@@ -199,8 +200,8 @@ class Standardize(OneToOneSeriesMixin, SeriesTransformer):
         return rewrap(x * s + c, None, info)
 
 
-def standardize(x, *, with_mean=True, with_std=True, center="mean", scale="std",
-                axis=-1) -> np.ndarray:
+def standardize(x: ArrayLike, *, with_mean: bool = True, with_std: bool = True,
+                center: str = "mean", scale: str = "std", axis: int = -1) -> np.ndarray:
     """Standardize each series along ``axis`` by its own center and scale.
 
     Functional form of ``Standardize(per_series=True)``.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import signal
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -53,7 +54,7 @@ class Detrend(OneToOneSeriesMixin, SeriesTransformer):
         "bp": [Interval(Integral, 0, None, closed="left"), "array-like"],
     }
 
-    def __init__(self, type="linear", bp=0):
+    def __init__(self, type: str = "linear", bp: int | ArrayLike = 0) -> None:
         self.type = type
         self.bp = bp
 
@@ -129,7 +130,8 @@ class SavgolFilter(OneToOneSeriesMixin, SeriesTransformer):
         "cval": [Real],
     }
 
-    def __init__(self, window_length, polyorder, deriv=0, delta=1.0, mode="interp", cval=0.0):
+    def __init__(self, window_length: int, polyorder: int, deriv: int = 0, delta: float = 1.0,
+                 mode: str = "interp", cval: float = 0.0) -> None:
         self.window_length = window_length
         self.polyorder = polyorder
         self.deriv = deriv
@@ -187,7 +189,7 @@ class MedianFilter(OneToOneSeriesMixin, SeriesTransformer):
 
     _parameter_constraints: dict = {"kernel_size": [Interval(Integral, 1, None, closed="left")]}
 
-    def __init__(self, kernel_size=3):
+    def __init__(self, kernel_size: int = 3) -> None:
         self.kernel_size = kernel_size
 
     def _transform_series(self, x, times):
@@ -197,7 +199,8 @@ class MedianFilter(OneToOneSeriesMixin, SeriesTransformer):
         return signal.medfilt(x, kernel), None
 
 
-def detrend(x, *, type="linear", bp=0, axis=-1) -> np.ndarray:
+def detrend(x: ArrayLike, *, type: str = "linear", bp: int | ArrayLike = 0,
+            axis: int = -1) -> np.ndarray:
     """Remove a linear or constant trend; functional form of :class:`Detrend`.
 
     Parameters
@@ -224,8 +227,9 @@ def detrend(x, *, type="linear", bp=0, axis=-1) -> np.ndarray:
     return run_as_function(Detrend(type=type, bp=bp), x, axis, name="detrend")[0]
 
 
-def savgol_filter(x, window_length, polyorder, *, deriv=0, delta=1.0, mode="interp", cval=0.0,
-                  axis=-1) -> np.ndarray:
+def savgol_filter(x: ArrayLike, window_length: int, polyorder: int, *, deriv: int = 0,
+                  delta: float = 1.0, mode: str = "interp", cval: float = 0.0,
+                  axis: int = -1) -> np.ndarray:
     """Savitzky-Golay filter; functional form of :class:`SavgolFilter`.
 
     Parameters
@@ -253,7 +257,7 @@ def savgol_filter(x, window_length, polyorder, *, deriv=0, delta=1.0, mode="inte
     return run_as_function(est, x, axis, name="savgol_filter")[0]
 
 
-def median_filter(x, kernel_size=3, *, axis=-1) -> np.ndarray:
+def median_filter(x: ArrayLike, kernel_size: int = 3, *, axis: int = -1) -> np.ndarray:
     """Running median along ``axis``; functional form of :class:`MedianFilter`.
 
     Parameters

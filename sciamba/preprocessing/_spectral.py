@@ -12,6 +12,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import signal
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -32,7 +33,8 @@ _COMMON = {
 }
 
 
-def _check_segments(nperseg, noverlap, nfft, n: int, name: str) -> None:
+def _check_segments(nperseg: int | None, noverlap: int | None, nfft: int | None, n: int,
+                    name: str) -> None:
     # SciPy caps nperseg at the series length (with a warning); check what it will use.
     seg = min(256 if nperseg is None else int(nperseg), n)
     if noverlap is not None and noverlap >= seg:
@@ -91,7 +93,9 @@ class Periodogram(NewLengthSeriesMixin, SeriesTransformer):
 
     _parameter_constraints: dict = dict(_COMMON)
 
-    def __init__(self, fs=1.0, window="boxcar", nfft=None, detrend="constant", scaling="density"):
+    def __init__(self, fs: float = 1.0, window: str | tuple | ArrayLike = "boxcar",
+                 nfft: int | None = None, detrend: str | bool = "constant",
+                 scaling: str = "density") -> None:
         self.fs = fs
         self.window = window
         self.nfft = nfft
@@ -161,8 +165,10 @@ class Welch(NewLengthSeriesMixin, SeriesTransformer):
         "average": [StrOptions({"mean", "median"})],
     }
 
-    def __init__(self, fs=1.0, window="hann", nperseg=None, noverlap=None, nfft=None,
-                 detrend="constant", scaling="density", average="mean"):
+    def __init__(self, fs: float = 1.0, window: str | tuple | ArrayLike = "hann",
+                 nperseg: int | None = None, noverlap: int | None = None,
+                 nfft: int | None = None, detrend: str | bool = "constant",
+                 scaling: str = "density", average: str = "mean") -> None:
         self.fs = fs
         self.window = window
         self.nperseg = nperseg
@@ -238,8 +244,10 @@ class Spectrogram(SeriesTransformer):
         "mode": [StrOptions({"psd", "magnitude", "angle", "phase"})],
     }
 
-    def __init__(self, fs=1.0, window=("tukey", 0.25), nperseg=None, noverlap=None, nfft=None,
-                 detrend="constant", scaling="density", mode="psd"):
+    def __init__(self, fs: float = 1.0, window: str | tuple | ArrayLike = ("tukey", 0.25),
+                 nperseg: int | None = None, noverlap: int | None = None,
+                 nfft: int | None = None, detrend: str | bool = "constant",
+                 scaling: str = "density", mode: str = "psd") -> None:
         self.fs = fs
         self.window = window
         self.nperseg = nperseg
@@ -265,8 +273,9 @@ class Spectrogram(SeriesTransformer):
         return out, NewAxis("spectrogram", (f, frames))
 
 
-def periodogram(x, fs=1.0, *, window="boxcar", nfft=None, detrend="constant",
-                scaling="density", axis=-1) -> tuple[np.ndarray, np.ndarray]:
+def periodogram(x: ArrayLike, fs: float = 1.0, *, window: str | tuple | ArrayLike = "boxcar",
+                nfft: int | None = None, detrend: str | bool = "constant",
+                scaling: str = "density", axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Periodogram along ``axis``; functional form of :class:`Periodogram`.
 
     Parameters
@@ -298,9 +307,10 @@ def periodogram(x, fs=1.0, *, window="boxcar", nfft=None, detrend="constant",
     return ax.values, p
 
 
-def welch(x, fs=1.0, *, window="hann", nperseg=None, noverlap=None, nfft=None,
-          detrend="constant", scaling="density", average="mean",
-          axis=-1) -> tuple[np.ndarray, np.ndarray]:
+def welch(x: ArrayLike, fs: float = 1.0, *, window: str | tuple | ArrayLike = "hann",
+          nperseg: int | None = None, noverlap: int | None = None, nfft: int | None = None,
+          detrend: str | bool = "constant", scaling: str = "density", average: str = "mean",
+          axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Welch power spectrum along ``axis``; functional form of :class:`Welch`.
 
     Parameters
@@ -333,9 +343,11 @@ def welch(x, fs=1.0, *, window="hann", nperseg=None, noverlap=None, nfft=None,
     return ax.values, p
 
 
-def spectrogram(x, fs=1.0, *, window=("tukey", 0.25), nperseg=None, noverlap=None, nfft=None,
-                detrend="constant", scaling="density", mode="psd",
-                axis=-1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def spectrogram(x: ArrayLike, fs: float = 1.0, *,
+                window: str | tuple | ArrayLike = ("tukey", 0.25), nperseg: int | None = None,
+                noverlap: int | None = None, nfft: int | None = None,
+                detrend: str | bool = "constant", scaling: str = "density", mode: str = "psd",
+                axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Spectrogram along ``axis``, as :func:`scipy.signal.spectrogram` returns it.
 
     Same computation as :class:`Spectrogram`, without stacking channels and

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -143,12 +142,6 @@ def as_float_series(x: Any, *, axis: int, name: str, allow_nan: bool = False) ->
         raise ValueError(f"{name}: x has no samples along axis {axis}")
     check_finite(x, allow_nan=allow_nan, name=name)
     return x
-
-
-def check_positive_fs(fs: Real, name: str) -> float:
-    if not np.isfinite(fs) or fs <= 0:
-        raise ValueError(f"{name}: the sampling frequency fs must be > 0, got fs={fs}")
-    return float(fs)
 
 
 def check_fs_matches(fs: float, info: DataArrayInfo | None, name: str) -> None:
