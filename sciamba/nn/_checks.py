@@ -29,7 +29,7 @@ def check_sequence(x, d_model: int, who: str) -> torch.Tensor:
 
 
 def check_gaps(gaps, x: torch.Tensor, who: str) -> torch.Tensor | None:
-    """Check ``gaps`` of shape ``(batch, L)`` against ``x`` ``(batch, L, d)``; return float32."""
+    """Check ``gaps`` of shape ``(batch, L)`` against ``x`` ``(batch, L, d)``; float32, or float64 for float64 ``x``."""
     if gaps is None:
         return None
     if not isinstance(gaps, torch.Tensor):
@@ -39,7 +39,8 @@ def check_gaps(gaps, x: torch.Tensor, who: str) -> torch.Tensor | None:
             f"{who}: gaps must have shape (batch, L) = {tuple(x.shape[:2])} to match the input, "
             f"got {tuple(gaps.shape)}"
         )
-    gaps = gaps.to(device=x.device, dtype=torch.float32)
+    # float32 (float64 for float64 inputs): gaps enter the step sizes, never bf16.
+    gaps = gaps.to(device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
     if not bool(torch.isfinite(gaps).all()) or bool((gaps < 0).any()):
         raise ValueError(
             f"{who}: gaps must be finite and >= 0 (time intervals in units of the nominal step; "

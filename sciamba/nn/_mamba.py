@@ -23,6 +23,11 @@ from ._norm import RMSNorm
 __all__ = ["MambaBlock", "Mamba", "MambaBlockState", "MambaState", "selective_ssm"]
 
 
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    """float32 for the SSM parameters and step sizes, but keep float64 (for gradcheck)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def selective_ssm(
     u: torch.Tensor,
     dt: torch.Tensor,
@@ -99,7 +104,7 @@ def selective_ssm(
             u, dt, A, B, C, D, z, delta_bias=dt_bias, delta_softplus=True,
             return_last_state=True, initial_state=initial_state, backend=backend,
         )
-    delta = dt.float() if dt_bias is None else dt.float() + dt_bias.float()[:, None]  # (b E L)
+    delta = _f32(dt) if dt_bias is None else _f32(dt) + _f32(dt_bias)[:, None]  # (b E L)
     delta = F.softplus(delta) * gaps[:, None, :]  # (b E L)
     return kernels.selective_scan(
         u, delta.to(u.dtype), A, B, C, D, z, delta_softplus=False,
@@ -336,16 +341,16 @@ class MambaBlock(nn.Module):
         x_dbl = self.x_proj(u.transpose(1, 2))  # (b L R+2N)
         dt, Bm, Cm = torch.split(x_dbl, [R, N, N], dim=-1)  # (b L R), (b L N), (b L N)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # (b E L)
-        A = -torch.exp(self.A_log.float())  # (E N)
+        A = -torch.exp(_f32(self.A_log))  # (E N)
         y, ssm_state = selective_ssm(
             u,
             dt,
             A,
             Bm.transpose(1, 2),  # (b N L)
             Cm.transpose(1, 2),  # (b N L)
-            self.D.float(),
+            _f32(self.D),
             z.transpose(1, 2),  # (b E L)
-            self.dt_proj.bias.float(),
+            _f32(self.dt_proj.bias),
             scale,
             initial_state=None if state is None else state.ssm,
             backend=self.backend,
@@ -366,7 +371,7 @@ class MambaBlock(nn.Module):
         dtype = p.dtype if dtype is None else dtype
         return MambaBlockState(
             conv=torch.zeros(batch, self.d_inner, self.d_conv - 1, device=device, dtype=dtype),
-            ssm=torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=torch.float32),
+            ssm=torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=_f32(p).dtype),
         )
 
     def _check_state(self, state: MambaBlockState, batch: int) -> None:
@@ -419,16 +424,16 @@ class MambaBlock(nn.Module):
         u = F.silu(u)  # (b E)
         dt, Bm, Cm = torch.split(self.x_proj(u), [R, N, N], dim=-1)  # (b R), (b N), (b N)
         dt = F.linear(dt, self.dt_proj.weight)  # (b E)
-        A = -torch.exp(self.A_log.float())  # (E N)
+        A = -torch.exp(_f32(self.A_log))  # (E N)
         if scale is None:
             y = kernels.selective_state_update(
-                state.ssm, u, dt, A, Bm, Cm, self.D.float(), z,
-                dt_bias=self.dt_proj.bias.float(), dt_softplus=True,
+                state.ssm, u, dt, A, Bm, Cm, _f32(self.D), z,
+                dt_bias=_f32(self.dt_proj.bias), dt_softplus=True,
             )  # (b E)
         else:
-            delta = F.softplus(dt.float() + self.dt_proj.bias.float()) * scale[:, None]  # (b E)
+            delta = F.softplus(_f32(dt) + _f32(self.dt_proj.bias)) * scale[:, None]  # (b E)
             y = kernels.selective_state_update(
-                state.ssm, u, delta.to(u.dtype), A, Bm, Cm, self.D.float(), z, dt_softplus=False
+                state.ssm, u, delta.to(u.dtype), A, Bm, Cm, _f32(self.D), z, dt_softplus=False
             )  # (b E)
         out = self.out_proj(y)  # (b d)
         if pad is not None:
