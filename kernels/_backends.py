@@ -44,6 +44,15 @@ class BackendReport:
         ``TRITON_INTERPRET=1``) and ``"torch"`` (always).
     unavailable : dict
         Backend name -> why it cannot run on ``device``.
+
+    Examples
+    --------
+    >>> from sciamba.kernels import available_backends
+    >>> report = available_backends("cpu")
+    >>> "torch" in report, report.device
+    (True, 'cpu')
+    >>> "triton" in report.unavailable
+    True
     """
 
     device: str
