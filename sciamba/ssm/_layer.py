@@ -23,8 +23,7 @@ def _to_dissipative_coordinates(A, B, C):
     With P solving the Lyapunov equation A^T P + P A = -I and P = T^T T,
     A' = T A T^{-1} satisfies A' + A'^T = -(T T^T)^{-1} < 0 (same transfer function).
     """
-    sym_max = np.max(np.linalg.eigvalsh(0.5 * (A + A.T)))
-    if sym_max < 0:
+    if A.size == 0 or np.max(np.linalg.eigvalsh(0.5 * (A + A.T))) < 0:
         return A, B, C  # already dissipative: keep the user's coordinates
     Pm = scipy.linalg.solve_continuous_lyapunov(A.T, -np.eye(A.shape[0]))
     T = np.linalg.cholesky(0.5 * (Pm + Pm.T)).T  # P = T^T T
@@ -79,7 +78,14 @@ class LTISSM(nn.Module):
     is_continuous : bool
         Whether the layer holds continuous-time parameters.
     dt : float or None
-        Current sampling interval (``exp(log_dt)`` for continuous layers).
+        Current sampling interval (``exp(log_dt)`` for trainable continuous layers;
+        ``None`` for a discrete layer with unspecified interval).
+    A, B, C, D : torch.Tensor
+        The matrices as held (continuous or discrete), parameters or buffers.
+        With ``stable=True``, ``A`` is replaced by ``A_skew``, ``A_tril`` and
+        ``A_logdiag`` (use :meth:`continuous_matrices`).
+    log_dt : torch.nn.Parameter
+        Trainable continuous layers only; a fixed step is the buffer ``dt_``.
 
     Raises
     ------
@@ -105,7 +111,8 @@ class LTISSM(nn.Module):
     interval from sample ``k`` to ``k+1`` and discretizes per step (exact ZOH
     with ``method="zoh"``: :math:`x[k+1] = e^{A\Delta_k}x[k] + \int_0^{\Delta_k}
     e^{A\tau}d\tau\,B u[k]`), then runs a time-varying scan. The gaps are
-    physical time: the layer's own ``dt`` is not used.
+    physical time: the layer's own ``dt`` is not used. The per-step system is
+    time-varying, so this path always scans, in either ``mode``.
 
     Examples
     --------
