@@ -4,7 +4,8 @@ Every transformer takes series with time as the last axis, as ``scipy.signal``
 does: ``(n_series, n_times)``, ``(n_series, n_channels, n_times)``, or an
 :class:`xarray.DataArray` with a ``time`` dimension (moved last; coordinates
 and attributes are kept, the ``time`` coordinate and an ``fs`` attribute follow
-any change of sampling, and spectra get a ``frequency`` dimension). Each has a
+any change of sampling -- other coordinates along ``time`` are dropped then --
+and spectra get a ``frequency`` dimension). Each has a
 functional equivalent for scripts that runs the same code, with an ``axis``
 argument.
 
