@@ -26,7 +26,7 @@ def _mamba_classifier(**kw):
                            random_state=0, **kw)
 
 
-def _two_class_signals(rng, n=12, channels=2, length=96):
+def _two_class_signals(rng, n=8, channels=2, length=64):
     """Class 'slow' carries a 2 Hz tone, class 'fast' a 9 Hz tone, plus noise."""
     t = np.arange(length) / FS
     y = np.array(["slow", "fast"] * (n // 2))
@@ -45,7 +45,7 @@ def test_butterworth_standardize_mamba_pipeline(rng):
     ])
     pipe.fit(X, y)
     pred = pipe.predict(X)
-    assert pred.shape == (12,) and set(pred) <= {"slow", "fast"}
+    assert pred.shape == (8,) and set(pred) <= {"slow", "fast"}
     proba = pipe.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     # The classifier saw exactly the preprocessed series: composing by hand with
@@ -64,18 +64,18 @@ def test_spectrogram_frames_feed_a_mamba(rng):
         ("clf", _mamba_classifier()),
     ])
     pipe.fit(X, y)
-    assert pipe[:-1].transform(X).shape == (12, 2 * 9, 11)  # (n, C * n_freqs, n_frames)
+    assert pipe[:-1].transform(X).shape == (8, 2 * 9, 7)  # (n, C * n_freqs, n_frames)
     assert set(pipe.predict(X)) <= {"slow", "fast"}
 
 
 def test_dataarray_pipeline_keeps_coords(rng):
     X, y = _two_class_signals(rng)
-    series = [f"rec{i:02d}" for i in range(12)]
+    series = [f"rec{i:02d}" for i in range(8)]
     da = xr.DataArray(
         np.moveaxis(X, -1, 0),  # time first: the transformers move it last
         dims=("time", "record", "lead"),
         coords={"time": 10.0 + np.arange(X.shape[-1]) / FS, "record": series,
-                "lead": ["I", "II"], "age": ("record", rng.integers(20, 80, 12))},
+                "lead": ["I", "II"], "age": ("record", rng.integers(20, 80, 8))},
         attrs={"fs": FS, "units": "mV"},
     )
     prep = Pipeline([
