@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["compute_dtype", "discretize_delta", "gate_output"]
+__all__ = ["add_skip", "compute_dtype", "discretize_delta", "gate_output"]
 
 #: Above this, softplus(x) == x to float32 precision; mamba_ssm's CUDA kernel
 #: and ``torch.nn.functional.softplus`` use the same threshold.
@@ -54,6 +54,16 @@ def discretize_delta(
     if delta_softplus:
         delta = F.softplus(delta, beta=1.0, threshold=SOFTPLUS_THRESHOLD)
     return delta
+
+
+def add_skip(y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None) -> torch.Tensor:
+    r"""Skip connection :math:`y + D \odot u` (identity if ``D`` is None).
+
+    ``u`` is ``(..., dim, L)`` (scan) or ``(..., dim)`` (step); ``D`` is ``(dim,)``.
+    """
+    if D is None:
+        return y
+    return torch.addcmul(y, D if u.dim() == 2 else D[:, None], u)
 
 
 def gate_output(y: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:

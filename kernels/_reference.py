@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._interface import validate_scan_inputs
-from ._math import compute_dtype, discretize_delta, gate_output
+from ._math import add_skip, compute_dtype, discretize_delta, gate_output
 
 __all__ = ["selective_scan_ref"]
 
@@ -88,9 +88,7 @@ def selective_scan_ref(
         decay = torch.exp(dts[t][:, :, None] * x.A)  # (b d N)
         h = decay * h + (dts[t] * us[t])[:, :, None] * Bs[t]  # (b d N)
         ys.append((h * Cs[t]).sum(-1))  # (b d)
-    y = torch.stack(ys, dim=-1)  # (b d L)
-    if x.D is not None:
-        y = y + x.D[:, None] * uc
+    y = add_skip(torch.stack(ys, dim=-1), uc, x.D)  # (b d L)
     y = gate_output(y, None if x.z is None else x.z.to(cdt))
     y = y.to(x.u.dtype)
     return (y, h) if return_last_state else y

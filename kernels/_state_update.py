@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._interface import validate_step_inputs
-from ._math import discretize_delta, gate_output
+from ._math import add_skip, discretize_delta, gate_output
 
 __all__ = ["selective_state_update"]
 
@@ -83,7 +83,5 @@ def selective_state_update(
     xc = x.to(cdt)  # (b d)
     delta = discretize_delta(dt.to(cdt), dt_bias, dt_softplus)  # (b d)
     state.mul_(torch.exp(delta[..., None] * A)).add_((delta * xc)[..., None] * Bc)  # (b d N)
-    y = (state * Cc).sum(-1)  # (b d)
-    if D is not None:
-        y = y + D * xc
+    y = add_skip((state * Cc).sum(-1), xc, D)  # (b d)
     return gate_output(y, None if z is None else z.to(cdt)).to(x.dtype)

@@ -39,7 +39,7 @@ import math
 
 import torch
 
-from ._math import compute_dtype, discretize_delta, gate_output
+from ._math import add_skip, compute_dtype, discretize_delta, gate_output
 
 __all__ = ["selective_scan_torch"]
 
@@ -299,11 +299,10 @@ def selective_scan_torch(
     # One group count for both matrices: the finest grouping that both divide.
     G = math.lcm(*(M.shape[1] for M in (B, C) if M.dim() == 4)) if max(B.dim(), C.dim()) == 4 else 1
     uc = u.to(cdt)  # (b d L)
-    dt = discretize_delta(delta.to(cdt), delta_bias, delta_softplus)  # (b d L)
     h0 = initial_state if initial_state is not None else uc.new_zeros(b, d, N)  # (b d N)
     T = chunk_len if chunk_len is not None else _chunk_len(L, b * d * N, N)
     y, h = _ScanCore.apply(
-        _time_major(dt, G),  # (L b G 1 H)
+        _time_major(discretize_delta(delta.to(cdt), delta_bias, delta_softplus), G),  # Δ: (L b G 1 H)
         _time_major(uc, G),  # (L b G 1 H)
         _state_major(A, G),  # (G N H)
         _matrix_time_major(_expand_groups(B.to(cdt), G), G),  # (L b G N 1) or (G N H)
@@ -311,9 +310,7 @@ def selective_scan_torch(
         _state_major(h0, G),  # (b G N H)
         T,
     )
-    y = _from_time_major(y)  # (b d L)
-    if D is not None:
-        y = y + D[:, None] * uc
+    y = add_skip(_from_time_major(y), uc, D)  # (b d L)
     y = gate_output(y, None if z is None else z.to(cdt)).to(u.dtype)
     if return_last_state:
         return y, _from_state_major(h)  # (b d N)
