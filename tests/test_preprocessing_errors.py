@@ -111,6 +111,13 @@ def test_times_must_increase(est, rng):
         est.transform(X, times=dup)
     with pytest.raises(ValueError, match=r"times has 5 entries but X has 6"):
         est.transform(X, times=np.arange(5.0))
+    with pytest.raises(ValueError, match="times are all NaN"):
+        est.transform(X, times=np.full(6, np.nan))
+
+
+def test_interpolate_refuses_a_runaway_grid(rng):
+    with pytest.raises(ValueError, match="use a larger step"):
+        pp.Interpolate(step=1e-9).fit_transform(rng.standard_normal((2, 5)), times=np.arange(5.0))
 
 
 # -- resampling ratio of zero ------------------------------------------------------

@@ -295,6 +295,12 @@ class Interpolate(SeriesTransformer):
         # The tolerance keeps the last point when (hi - lo) / step is an integer
         # up to rounding.
         n = int(np.floor((hi - lo) / self.step + 1e-9)) + 1
+        n_values = int(np.prod(x.shape[:-1])) * n
+        if n_values > 10**9:
+            raise ValueError(
+                f"Interpolate: step={self.step:g} over the time span {hi - lo:g} gives a grid of "
+                f"{n} points ({n_values} output values); use a larger step"
+            )
         grid = lo + self.step * np.arange(n)
         out = np.full(x.shape[:-1] + (n,), np.nan)
         for idx, tt, yy, _ in _rows(x, t):

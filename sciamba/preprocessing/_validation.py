@@ -211,6 +211,8 @@ def check_times(times: Any, x: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name}: times must be 1-D or 2-D, got {t.ndim}-D")
     if np.isinf(t).any():
         raise ValueError(f"{name}: times contains inf")
+    if np.isnan(t).all():
+        raise ValueError(f"{name}: times are all NaN; at least one sample needs a time")
     for i, row in enumerate(t):
         r = row[~np.isnan(row)]
         bad = np.flatnonzero(np.diff(r) <= 0)
