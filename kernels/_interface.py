@@ -40,9 +40,7 @@ class ScanInputs(NamedTuple):
     initial_state: torch.Tensor | None
 
 
-def _check_tensor(name: str, x: object, optional: bool = False) -> None:
-    if x is None and optional:
-        return
+def _check_tensor(name: str, x: object) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.is_complex():
@@ -257,7 +255,8 @@ def selective_scan(
     B, C : Tensor
         Input and output matrices: ``(batch, N, L)``; grouped
         ``(batch, G, N, L)`` with ``dim % G == 0`` (channel ``c`` uses group
-        ``c // (dim // G)``); or time-invariant ``(dim, N)``.
+        ``c // (dim // G)``); or time-invariant ``(dim, N)``. Any floating
+        dtype; they enter the sums in float32 (float64 for float64 ``u``).
     D : Tensor, shape ``(dim,)``, optional
         Skip connection.
     z : Tensor, shape ``(batch, dim, L)``, optional
