@@ -27,6 +27,19 @@ Fetchers (download once into ``$SCIAMBA_DATA`` or ``~/sciamba_data``)
                                 database's ``SHA256SUMS.txt``
 ==============================  ===============================================
 
+Generators (each takes ``random_state`` and is reproducible)
+==============================  ===============================================
+:func:`make_damped_oscillators` damped oscillators run as ``scipy.signal``
+                                state space systems
+:func:`make_light_curves`       labelled eclipsing / pulsating / transit /
+                                constant light curves with survey gaps
+:func:`make_ecg`                the McSharry et al. (2003) dynamical ECG model,
+                                optional premature ventricular beats
+==============================  ===============================================
+
+``make_selective_copying`` (the Mamba paper's synthetic task) lives in
+:mod:`sciamba.nn`.
+
 Every loader returns an :class:`xarray.DataArray` or :class:`xarray.Dataset`
 with a ``time`` coordinate (``datetime64`` for calendar data, days for
 astronomy, seconds for ECG; see ``time.attrs["units"]``), the sampling rate
@@ -36,6 +49,9 @@ and ``citation`` attributes. ``return_X_y=True`` (where there is a target) or
 """
 
 from ._base import ChecksumError
+from ._ecg_model import make_ecg
+from ._light_curves import make_light_curves
+from ._oscillators import make_damped_oscillators
 from ._fetch import DownloadError, fetch_physionet, fetch_ucr, get_data_home
 from ._fits import read_lightcurve
 from ._loaders import (
@@ -62,4 +78,7 @@ __all__ = [
     "fetch_physionet",
     "get_data_home",
     "DownloadError",
+    "make_damped_oscillators",
+    "make_light_curves",
+    "make_ecg",
 ]
