@@ -26,7 +26,9 @@ def x(rng):
 )
 def test_cutoff_at_or_above_nyquist(est, match, x):
     with pytest.raises(ValueError, match=match):
-        est.fit_transform(x)
+        est.fit(x)  # a bad design fails in fit, before any data is transformed
+    with pytest.raises(ValueError, match=match):
+        est.transform(x)  # and unfitted
 
 
 def test_band_edges_out_of_order(x):
@@ -260,3 +262,23 @@ def test_functional_errors(rng):
         pp.median_filter(np.ones(5, dtype=complex))
     with pytest.raises(ValueError, match=r"'order' parameter of Butterworth"):
         pp.butterworth(np.ones(50), 0.1, order=0)
+
+
+@pytest.mark.parametrize(
+    "est, match",
+    [
+        (pp.SavgolFilter(5, 5), "polyorder=5"),
+        (pp.MedianFilter(2), "odd"),
+        (pp.Detrend(bp=[999]), "breakpoints"),
+        (pp.Resample(up=3), "both up and down"),
+        (pp.Decimate(3), "longer than 27"),
+        (pp.Welch(nperseg=8, noverlap=8), "noverlap=8"),
+        (pp.Spectrogram(nperseg=8, nfft=4), "nfft=4"),
+        (pp.LombScargle([0.0]), "positive"),
+        (pp.SOSFilter(np.eye(6)), "a0"),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, str) else "",
+)
+def test_configuration_errors_surface_in_fit(est, match, rng):
+    with pytest.raises(ValueError, match=match):
+        est.fit(rng.standard_normal((2, 20)))

@@ -35,7 +35,7 @@ ESTIMATORS = [
     pp.Standardize(per_series=False, center="median", scale="iqr"),
     pp.Periodogram(fs=2.0),
     pp.Welch(nperseg=2),
-    pp.Spectrogram(nperseg=2, noverlap=1),
+    pp.Spectrogram(nperseg=2),
     pp.LombScargle(frequencies=np.linspace(0.05, 0.45, 9)),
     pp.Interpolate(step=0.5),
     pp.FillMissing(),

@@ -98,7 +98,8 @@ class SeriesTransformer(TransformerMixin, BaseEstimator):
 
     Subclasses set ``_stateless`` (no statistics learned in ``fit``) and
     ``_allow_nan`` (NaN marks missing samples), and implement
-    ``_transform_series``; stateful ones also implement ``_fit_series``.
+    ``_transform_series`` (and ``_check_config`` for checks that need the
+    series length); stateful ones also implement ``_fit_series``.
     """
 
     _stateless: bool = True
@@ -116,7 +117,14 @@ class SeriesTransformer(TransformerMixin, BaseEstimator):
         raise NotImplementedError  # pragma: no cover
 
     def _fit_series(self, x: np.ndarray, times: Any) -> None:
-        """Learn statistics; stateless transformers learn nothing."""
+        """Learn statistics; stateless transformers only check their configuration."""
+        self._check_config(x.shape[-1])
+
+    def _check_config(self, n_times: int) -> None:
+        """Raise if the parameters cannot work on series of ``n_times`` samples.
+
+        Called by ``fit`` (so a bad design fails early) and by ``_transform_series``.
+        """
 
     def _check_dataarray(self, info: DataArrayInfo) -> None:
         fs = getattr(self, "fs", None)

@@ -120,6 +120,9 @@ class _SOSBase(OneToOneSeriesMixin, SeriesTransformer):
     def _sos(self) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover
 
+    def _check_config(self, n_times):
+        self._sos()
+
     def _transform_series(self, x, times):
         y = sos_apply(self._sos(), x, zero_phase=self.zero_phase, padtype=self.padtype,
                       padlen=self.padlen, name=type(self).__name__)

@@ -124,6 +124,9 @@ class Resample(NewLengthSeriesMixin, SeriesTransformer):
         up, down = int(self.up), int(self.down)
         return -(-n * up // down), up, down
 
+    def _check_config(self, n):
+        self._ratio(n)
+
     def _transform_series(self, x, times):
         n = x.shape[-1]
         n_out, up, down = self._ratio(n)
@@ -189,8 +192,7 @@ class Decimate(NewLengthSeriesMixin, SeriesTransformer):
         self.ftype = ftype
         self.zero_phase = zero_phase
 
-    def _transform_series(self, x, times):
-        length = x.shape[-1]
+    def _check_config(self, length):
         if self.ftype == "iir" and self.zero_phase:
             order = 8 if self.n is None else int(self.n)
             # filtfilt pads each end with 3 * (number of coefficients) samples.
@@ -201,6 +203,9 @@ class Decimate(NewLengthSeriesMixin, SeriesTransformer):
                     f"{edge} samples, so series must be longer than {edge} samples; got "
                     f"{length}. Use ftype='fir', a smaller n, or zero_phase=False"
                 )
+
+    def _transform_series(self, x, times):
+        self._check_config(x.shape[-1])
         y = signal.decimate(x, int(self.q), n=self.n, ftype=self.ftype, axis=-1,
                             zero_phase=self.zero_phase)
         new_times = None if times is None else np.asarray(times)[:: int(self.q)]

@@ -58,8 +58,7 @@ class Detrend(OneToOneSeriesMixin, SeriesTransformer):
         self.type = type
         self.bp = bp
 
-    def _transform_series(self, x, times):
-        n = x.shape[-1]
+    def _check_config(self, n):
         bp = np.atleast_1d(np.asarray(self.bp))
         if self.type == "linear":
             if bp.dtype.kind not in "iu" or bp.ndim != 1:
@@ -68,6 +67,9 @@ class Detrend(OneToOneSeriesMixin, SeriesTransformer):
                 raise ValueError(
                     f"Detrend: breakpoints must lie in [0, n_times]=[0, {n}]; got bp={self.bp!r}"
                 )
+
+    def _transform_series(self, x, times):
+        self._check_config(x.shape[-1])
         return signal.detrend(x, axis=-1, type=self.type, bp=self.bp), None
 
 
@@ -139,19 +141,21 @@ class SavgolFilter(OneToOneSeriesMixin, SeriesTransformer):
         self.mode = mode
         self.cval = cval
 
-    def _transform_series(self, x, times):
+    def _check_config(self, n):
         if self.polyorder >= self.window_length:
             raise ValueError(
                 f"SavgolFilter: polyorder={self.polyorder} must be less than "
                 f"window_length={self.window_length}"
             )
-        n = x.shape[-1]
         if self.mode == "interp" and self.window_length > n:
             raise ValueError(
                 f"SavgolFilter: with mode='interp' series must have at least "
                 f"window_length={self.window_length} samples; got {n}. Use a shorter "
                 "window or another mode (e.g. 'mirror')"
             )
+
+    def _transform_series(self, x, times):
+        self._check_config(x.shape[-1])
         y = signal.savgol_filter(x, self.window_length, self.polyorder, deriv=self.deriv,
                                  delta=self.delta, axis=-1, mode=self.mode, cval=self.cval)
         return y, None
@@ -192,9 +196,12 @@ class MedianFilter(OneToOneSeriesMixin, SeriesTransformer):
     def __init__(self, kernel_size: int = 3) -> None:
         self.kernel_size = kernel_size
 
-    def _transform_series(self, x, times):
+    def _check_config(self, n):
         if self.kernel_size % 2 == 0:
             raise ValueError(f"MedianFilter: kernel_size must be odd, got {self.kernel_size}")
+
+    def _transform_series(self, x, times):
+        self._check_config(x.shape[-1])
         kernel = (1,) * (x.ndim - 1) + (int(self.kernel_size),)
         return signal.medfilt(x, kernel), None
 

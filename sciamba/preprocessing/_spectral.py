@@ -178,8 +178,11 @@ class Welch(NewLengthSeriesMixin, SeriesTransformer):
         self.scaling = scaling
         self.average = average
 
+    def _check_config(self, n):
+        _check_segments(self.nperseg, self.noverlap, self.nfft, n, "Welch")
+
     def _transform_series(self, x, times):
-        _check_segments(self.nperseg, self.noverlap, self.nfft, x.shape[-1], "Welch")
+        self._check_config(x.shape[-1])
         f, p = signal.welch(x, fs=self.fs, window=self.window, nperseg=self.nperseg,
                             noverlap=self.noverlap, nfft=self.nfft, detrend=self.detrend,
                             scaling=self.scaling, axis=-1, average=self.average)
@@ -257,8 +260,11 @@ class Spectrogram(SeriesTransformer):
         self.scaling = scaling
         self.mode = mode
 
+    def _check_config(self, n):
+        _check_segments(self.nperseg, self.noverlap, self.nfft, n, "Spectrogram")
+
     def _spectrogram(self, x):
-        _check_segments(self.nperseg, self.noverlap, self.nfft, x.shape[-1], "Spectrogram")
+        self._check_config(x.shape[-1])
         return signal.spectrogram(x, fs=self.fs, window=self.window, nperseg=self.nperseg,
                                   noverlap=self.noverlap, nfft=self.nfft, detrend=self.detrend,
                                   scaling=self.scaling, axis=-1, mode=self.mode)
