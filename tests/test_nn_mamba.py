@@ -84,7 +84,7 @@ def test_block_matches_reference_pipeline(rng, L):
 def test_gaps_equal_reference_scan_with_scaled_delta(rng):
     """Δ_t -> gaps_t · Δ_t, checked against selective_scan_ref with Δ multiplied by the gaps."""
     _seed(rng)
-    block = MambaBlock(10, d_state=4, dt_max=0.5)
+    block = MambaBlock(10, d_state=4, dt_min=0.1, dt_max=1.0)
     x = torch.randn(2, 41, 10)
     gaps = _gaps(rng, 2, 41)
     y = block(x, gaps)
@@ -231,9 +231,11 @@ def _lti_errors(delta: float, L: int, rng_seed: int) -> tuple[float, float]:
     gen = np.random.default_rng(rng_seed)
     N = 4
     A = -np.linspace(0.5, 3.0, N)  # (N,) real, stable
-    Bv, Cv = gen.standard_normal(N), gen.standard_normal(N)
+    # Same-sign B, C and a positive input: the leading error term sum_n C_n A_n B_n g^2 u
+    # cannot cancel by accident, so the observed order is the true one.
+    Bv, Cv = np.ones(N), gen.uniform(0.5, 1.5, N)
     t = np.linspace(0, 1, L)
-    u = np.sin(2 * np.pi * 3 * t) + 0.5 * gen.standard_normal(L)  # (L,)
+    u = 1.5 + np.sin(2 * np.pi * 3 * t) + 0.3 * gen.standard_normal(L)  # (L,)
     gaps = gen.uniform(0.3, 3.0, L)  # (L,) irregular, in units of the nominal step
     f64 = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
     # Mamba's selective SSM, LTI: constant raw dt with softplus(dt) = delta, B and C fixed.
@@ -251,13 +253,13 @@ def _lti_errors(delta: float, L: int, rng_seed: int) -> tuple[float, float]:
 
 
 def test_lti_limit_converges_to_exact_zoh_as_delta_squared(rng):
-    """Fixed number of steps: per-step error of Euler B (ΔB vs ZOH) falls as Δ²."""
+    """Fixed number of steps: the Euler input matrix ΔB vs exact ZOH costs O(Δ²)."""
     seed = int(rng.integers(2**31))
-    deltas = np.array([0.01, 0.005, 0.0025, 0.00125, 0.000625])
-    errs = np.array([_lti_errors(d, 60, seed)[0] for d in deltas])
+    # Asymptotic regime: total decay over the window, Δ·L·gap·|A|, well below 1.
+    deltas = np.array([1e-3, 5e-4, 2.5e-4, 1.25e-4])
+    errs = np.array([_lti_errors(d, 40, seed)[0] for d in deltas])
     slope = np.polyfit(np.log(deltas), np.log(errs), 1)[0]
-    assert 1.85 < slope < 2.15, (slope, errs)
-    assert errs[-1] < errs[0] / 200  # 16x smaller step, ~256x smaller error
+    assert 1.9 < slope < 2.1, (slope, errs)
 
 
 def test_lti_limit_relative_error_first_order_over_fixed_time(rng):
@@ -266,7 +268,8 @@ def test_lti_limit_relative_error_first_order_over_fixed_time(rng):
     deltas = np.array([0.02, 0.01, 0.005])
     rel = np.array([_lti_errors(d, int(round(2.0 / d)), seed)[1] for d in deltas])
     slope = np.polyfit(np.log(deltas), np.log(rel), 1)[0]
-    assert 0.8 < slope < 1.2, (slope, rel)
+    assert 0.85 < slope < 1.2, (slope, rel)
+    assert rel[-1] < 0.05
 
 
 def test_init_follows_the_paper(rng):
