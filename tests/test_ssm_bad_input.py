@@ -8,7 +8,13 @@ import scipy.signal
 import torch
 
 from sciamba.ssm import LTISSM, from_lti, hippo, nplr, s4d_init, to_lti
-from sciamba.ssm._testing import random_stable_system
+from sciamba.ssm._testing import random_stable_system, single_thread_torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny matrices: one intra-op thread avoids synchronization stalls on a busy machine."""
+    yield from single_thread_torch()
 
 F64 = torch.float64
 

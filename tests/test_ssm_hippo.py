@@ -7,7 +7,8 @@ from sciamba.ssm import hippo, nplr, s4d_init
 
 
 def _legs_loop(N):
-    A = np.zeros((N, N)); B = np.zeros(N)
+    A = np.zeros((N, N))
+    B = np.zeros(N)
     for n in range(N):
         B[n] = np.sqrt(2 * n + 1)
         for k in range(N):

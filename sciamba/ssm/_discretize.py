@@ -18,13 +18,13 @@ __all__ = ["discretize", "discretize_diagonal"]
 def _prepare_abcd(A, B, C, D):
     """Tensors A (..., n, n), B (..., n, m), C (..., p, n), D (..., p, m) in one dtype; shapes checked."""
     names = ("A", "B", "C", "D")
-    mats = [as_tensor(nm, x) for nm, x in zip(names, (A, B, C, D))]
+    mats = [as_tensor(nm, x) for nm, x in zip(names, (A, B, C, D), strict=True)]
     dtype = mats[0].dtype
     for t in mats[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
     mats = [t.to(dtype) for t in mats]
     A, B, C, D = mats
-    for nm, t in zip(names[:3], (A, B, C)):
+    for nm, t in zip(names[:3], (A, B, C), strict=True):
         if t.ndim < 2:
             raise ValueError(
                 f"{nm} must be a matrix (at least 2-D, leading dims are batch dims); got shape {tuple(t.shape)}"
@@ -44,7 +44,7 @@ def _prepare_abcd(A, B, C, D):
         raise ValueError(
             f"D must have shape (p, m) = ({p}, {m}) to match C (p, n) and B (n, m); got shape {tuple(D.shape)}"
         )
-    for nm, t in zip(names, (A, B, C, D)):
+    for nm, t in zip(names, (A, B, C, D), strict=True):
         check_finite(nm, t)
     return A, B, C, D
 

@@ -170,7 +170,7 @@ class LTISSM(nn.Module):
         self.stable = bool(stable)
 
         mats = _prepare_abcd(A, B, C, D)
-        for name, t in zip("ABCD", mats):
+        for name, t in zip("ABCD", mats, strict=True):
             if t.is_complex():
                 raise TypeError(f"{name} must be real; got a complex array")
             if t.ndim != 2:
@@ -378,7 +378,10 @@ class LTISSM(nn.Module):
         return torch.einsum("...lpn,...ln->...pl", Cd, x) + torch.einsum("...lpm,...ml->...pl", Dd, u)
 
     def extra_repr(self) -> str:
-        kind = f"continuous, dt={self.dt:.4g}, method={self._method_name!r}" if self.is_continuous else f"discrete, dt={self.dt}"
+        if self.is_continuous:
+            kind = f"continuous, dt={self.dt:.4g}, method={self._method_name!r}"
+        else:
+            kind = f"discrete, dt={self.dt}"
         return (
             f"n_states={self.n_states}, n_inputs={self.n_inputs}, n_outputs={self.n_outputs}, {kind}, "
             f"mode={self.mode!r}, trainable={self.trainable}, stable={self.stable}"

@@ -17,3 +17,20 @@ def random_stable_system(rng: np.random.Generator, n: int, m: int, p: int, *, ma
     shift = np.max(np.linalg.eigvals(M).real) + rng.uniform(*margin)
     A = M - shift * np.eye(n)
     return A, rng.normal(size=(n, m)), rng.normal(size=(p, n)), rng.normal(size=(p, m))
+
+
+def single_thread_torch():
+    """Generator body of a pytest fixture: run with one intra-op thread, then restore.
+
+    The ssm tests use matrices of a few states; splitting such tiny kernels over
+    threads only adds synchronization, which on a busy machine (a CI runner with
+    other jobs) costs orders of magnitude more than the arithmetic.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
