@@ -180,6 +180,10 @@ def test_sos_filter_bad_sos(x):
     sos[:, 3] = 2.0
     with pytest.raises(ValueError, match=r"a0 = sos\[:, 3\] = 1"):
         pp.SOSFilter(sos).fit_transform(x)
+    unstable = signal.butter(2, 0.2, output="sos")
+    unstable[0, 4:] = [-2.5, 1.2]  # real poles at z = 1.85 and 0.65
+    with pytest.raises(ValueError, match=r"section 0 has a pole at \|z\|=1.85.* unstable"):
+        pp.sos_filter(x, unstable)
 
 
 def test_savgol_errors(x):

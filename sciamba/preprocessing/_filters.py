@@ -73,6 +73,15 @@ def _check_sos(sos: Any, name: str) -> np.ndarray:
             f"{name}: every section must be normalized so that a0 = sos[:, 3] = 1; "
             "divide each row by its a0"
         )
+    # An unstable section makes the output grow without bound: refuse it.
+    for k, (_, a1, a2) in enumerate(sos[:, 3:]):
+        radius = np.abs(np.roots([1.0, a1, a2])).max(initial=0.0)
+        if radius >= 1.0:
+            raise ValueError(
+                f"{name}: section {k} has a pole at |z|={radius:.6g} >= 1, so the filter is "
+                "unstable; check the design (e.g. use output='sos' rather than converting "
+                "high-order (b, a) coefficients)"
+            )
     return sos
 
 
