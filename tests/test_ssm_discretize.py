@@ -204,6 +204,8 @@ def test_bad_inputs(rng):
         discretize(A, B, C, D[:, :1], 0.1)
     with pytest.raises(ValueError, match="B must be a matrix"):
         discretize(A, B[:, 0], C, D, 0.1)
+    with pytest.raises(ValueError, match=r"batch dimensions do not broadcast: .* dt \(3,\)"):
+        discretize(np.stack([A, A]), B, C, D, np.array([0.1, 0.2, 0.3]))
     with pytest.raises(ValueError, match="strictly proper"):
         discretize(A, B, C, D + 1.0, 0.1, method="impulse")
     with pytest.raises(TypeError, match="must be numeric"):

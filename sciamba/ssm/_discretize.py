@@ -65,7 +65,14 @@ def _expm_blocks(top: torch.Tensor, size: int) -> torch.Tensor:
 def _discretize_tensors(A, B, C, D, dt, method: str, alpha: float | None):
     """Core formulas on tensors; ``dt`` (...) broadcasts against the batch dims of A, B, C, D."""
     n, m, p = A.shape[-1], B.shape[-1], C.shape[-2]
-    batch = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2], C.shape[:-2], D.shape[:-2], dt.shape)
+    try:
+        batch = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2], C.shape[:-2], D.shape[:-2], dt.shape)
+    except RuntimeError:
+        shapes = ", ".join(f"{nm} {tuple(t.shape)}" for nm, t in zip("ABCD", (A, B, C, D), strict=True))
+        raise ValueError(
+            f"batch dimensions do not broadcast: {shapes}, dt {tuple(dt.shape)} "
+            "(matrices are (..., rows, cols); dt is (...))"
+        ) from None
     A = A.expand(batch + (n, n))  # (... n n)
     B = B.expand(batch + (n, m))  # (... n m)
     C = C.expand(batch + (p, n))  # (... p n)
