@@ -5,6 +5,9 @@ import doctest
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy import signal, stats
 
 import sciamba.preprocessing as pp
@@ -150,3 +153,34 @@ def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# -- properties on arbitrary inputs (hypothesis) -----------------------------------------
+_finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+_series = hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=9),
+                     elements=_finite)
+
+
+@settings(max_examples=40, deadline=None)
+@given(X=_series, center=st.sampled_from(["mean", "median"]), scale=st.sampled_from(["std", "iqr"]),
+       per_series=st.booleans())
+def test_standardize_round_trip_property(X, center, scale, per_series):
+    sc = pp.Standardize(per_series=per_series, center=center, scale=scale).fit(X)
+    Z = sc.transform(X)
+    assert np.isfinite(Z).all()
+    np.testing.assert_allclose(sc.inverse_transform(Z), X, rtol=1e-9, atol=1e-9 * (1 + np.abs(X).max()))
+
+
+@settings(max_examples=40, deadline=None)
+@given(X=_series, data=st.data(), method=st.sampled_from(["linear", "ffill", "zero"]))
+def test_fill_missing_property(X, data, method):
+    mask = data.draw(hnp.arrays(bool, X.shape))
+    mask[..., 0] = False  # keep one observation per series
+    Xn = np.where(mask, np.nan, X)
+    out = pp.FillMissing(method).fit_transform(Xn)
+    assert not np.isnan(out).any()
+    np.testing.assert_array_equal(out[~mask], X[~mask])
+    if method != "zero":  # interpolated values stay inside the observed range of their series
+        lo = np.nanmin(Xn, axis=-1, keepdims=True)
+        hi = np.nanmax(Xn, axis=-1, keepdims=True)
+        assert ((out >= lo - 1e-9) & (out <= hi + 1e-9)).all()
