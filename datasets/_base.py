@@ -21,7 +21,17 @@ CHECKSUM_FILE = "checksums.json"
 
 
 class ChecksumError(OSError):
-    """A file's SHA-256 digest differs from the recorded one."""
+    """A file's SHA-256 digest differs from the recorded one (or cannot be checked).
+
+    Raised by the loaders for a corrupted installation and by the fetchers
+    for a corrupted or tampered download (which is deleted).
+
+    Examples
+    --------
+    >>> from sciamba.datasets import ChecksumError
+    >>> issubclass(ChecksumError, OSError)
+    True
+    """
 
 
 def sha256sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

@@ -102,12 +102,27 @@ def read_lightcurve(path: str | os.PathLike, *, quality_bitmask: int = 0) -> xr.
 
     Examples
     --------
+    A minimal TESS-style file written with :mod:`astropy.io.fits`:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from astropy.io import fits
     >>> from sciamba.datasets import read_lightcurve
-    >>> ds = read_lightcurve(
-    ...     "/work/shared/data/kepler_kic10666592_q0_slc/"
-    ...     "kplr010666592-2009131110544_slc.fits")  # doctest: +SKIP
-    >>> ds.sizes["time"], ds.attrs["object"]  # doctest: +SKIP
-    (14280, 'KIC 10666592')
+    >>> n = 6
+    >>> cols = [fits.Column(name="TIME", format="D", unit="BJD - 2457000, days",
+    ...                     array=1500 + np.arange(n) / 720)]
+    >>> cols += [fits.Column(name=c, format="E", array=np.full(n, 100.0))
+    ...          for c in ("SAP_FLUX", "SAP_FLUX_ERR", "PDCSAP_FLUX", "PDCSAP_FLUX_ERR")]
+    >>> cols += [fits.Column(name="QUALITY", format="J", array=[0, 0, 8, 0, 0, 0]),
+    ...          fits.Column(name="CADENCENO", format="J", array=np.arange(n))]
+    >>> path = f"{tempfile.mkdtemp()}/lc.fits"
+    >>> fits.HDUList([fits.PrimaryHDU(),
+    ...               fits.BinTableHDU.from_columns(cols, name="LIGHTCURVE")]).writeto(path)
+    >>> ds = read_lightcurve(path, quality_bitmask=8)
+    >>> ds.sizes["time"], round(ds.attrs["cadence_s"], 3)
+    (6, 120.0)
+    >>> ds.pdcsap_flux.values.tolist()
+    [100.0, 100.0, nan, 100.0, 100.0, 100.0]
     """
     fits = import_optional("astropy.io.fits", "astro", "read_lightcurve")
     if isinstance(quality_bitmask, bool) or not isinstance(quality_bitmask, (int, np.integer)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import signal as sps
+from threadpoolctl import threadpool_limits
 
 from ._random import check_positive, check_random_state, check_range
 
@@ -41,6 +42,22 @@ def _run(sys_d: sps.StateSpace, u: np.ndarray, x0: np.ndarray) -> np.ndarray:
         past.append((sys_d.C @ x).item())  # y[-1], y[-2], ...
     zi = sps.lfiltic(b, a, y=past, x=np.zeros(len(b) - 1))
     return sps.lfilter(b, a, u, zi=zi)[0]
+
+
+def _simulate(rng, f0, zeta, fs, n_timesteps, drive):
+    from scipy.linalg import solve_discrete_lyapunov
+
+    sys_c = _oscillator(f0, zeta)
+    sys_d = sys_c.to_discrete(1.0 / fs, method="zoh")
+    if drive == "initial":
+        phi = rng.uniform(0, 2 * np.pi)
+        x0 = np.array([np.cos(phi), 2 * np.pi * f0 * np.sin(phi)])
+        u = np.zeros(n_timesteps)
+    else:
+        P = solve_discrete_lyapunov(sys_d.A, sys_d.B @ sys_d.B.T)
+        x0 = rng.multivariate_normal(np.zeros(2), P)
+        u = rng.standard_normal(n_timesteps)
+    return _run(sys_d, u, x0), sys_c
 
 
 def make_damped_oscillators(
@@ -125,8 +142,6 @@ def make_damped_oscillators(
     >>> bool(abs(X[0, -1]) < abs(X[0]).max())
     True
     """
-    from scipy.linalg import solve_discrete_lyapunov
-
     check_positive("n_samples", n_samples, integer=True)
     check_positive("n_timesteps", n_timesteps, integer=True)
     check_positive("fs", fs)
@@ -147,19 +162,13 @@ def make_damped_oscillators(
     zeta = np.exp(rng.uniform(np.log(z_lo), np.log(z_hi), n_samples))
     X = np.empty((n_samples, n_timesteps))
     systems = []
-    for i in range(n_samples):
-        sys_c = _oscillator(f0[i], zeta[i])
-        sys_d = sys_c.to_discrete(1.0 / fs, method="zoh")
-        if drive == "initial":
-            phi = rng.uniform(0, 2 * np.pi)
-            x0 = np.array([np.cos(phi), 2 * np.pi * f0[i] * np.sin(phi)])
-            u = np.zeros(n_timesteps)
-        else:
-            P = solve_discrete_lyapunov(sys_d.A, sys_d.B @ sys_d.B.T)
-            x0 = rng.multivariate_normal(np.zeros(2), P)
-            u = rng.standard_normal(n_timesteps)
-        X[i] = _run(sys_d, u, x0)
-        systems.append(sys_c)
+    # Each series needs a 2x2 expm, Lyapunov solve and small matmuls; a
+    # multithreaded BLAS spends far longer spinning up threads than computing
+    # (x25 slower on a loaded 2-core machine), so run them single-threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i in range(n_samples):
+            X[i], system = _simulate(rng, f0[i], zeta[i], fs, n_timesteps, drive)
+            systems.append(system)
     if noise > 0:
         X += rng.normal(0.0, noise, size=X.shape)
     y = np.column_stack([f0, zeta])

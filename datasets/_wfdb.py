@@ -79,10 +79,22 @@ def read_wfdb(
 
     Examples
     --------
+    Write a two-channel record with :func:`wfdb.wrsamp` and read it back:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import wfdb
     >>> from sciamba.datasets import read_wfdb
-    >>> ds = read_wfdb("/work/shared/data/mitdb_record100/100", sampto=3600)  # doctest: +SKIP
-    >>> ds["signal"].shape, ds.channel.values.tolist()  # doctest: +SKIP
-    ((2, 3600), ['MLII', 'V5'])
+    >>> folder = tempfile.mkdtemp()
+    >>> sig = np.column_stack([np.sin(np.arange(500) / 20), np.cos(np.arange(500) / 20)])
+    >>> wfdb.wrsamp("demo", fs=250, units=["mV", "mV"], sig_name=["I", "II"],
+    ...             p_signal=sig, fmt=["16", "16"], write_dir=folder)
+    >>> wfdb.wrann("demo", "atr", np.array([100, 350]), symbol=["N", "V"], write_dir=folder)
+    >>> ds = read_wfdb(f"{folder}/demo")
+    >>> ds["signal"].shape, ds.channel.values.tolist(), ds.attrs["fs"]
+    ((2, 500), ['I', 'II'], 250.0)
+    >>> ds.ann_symbol.values.tolist(), ds.ann_time.values.tolist()
+    (['N', 'V'], [0.4, 1.4])
     """
     wfdb = import_optional("wfdb", "medical", "read_wfdb")
     path = Path(record_path).expanduser()
