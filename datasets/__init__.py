@@ -50,10 +50,9 @@ and ``citation`` attributes. ``return_X_y=True`` (where there is a target) or
 
 from ._base import ChecksumError
 from ._ecg_model import make_ecg
-from ._light_curves import make_light_curves
-from ._oscillators import make_damped_oscillators
 from ._fetch import DownloadError, fetch_physionet, fetch_ucr, get_data_home
 from ._fits import read_lightcurve
+from ._light_curves import make_light_curves
 from ._loaders import (
     load_ecg_mitdb208,
     load_kepler_hatp7,
@@ -61,6 +60,7 @@ from ._loaders import (
     load_mitdb_record100,
     load_sunspots,
 )
+from ._oscillators import make_damped_oscillators
 from ._ucr import read_ucr
 from ._wfdb import read_wfdb
 

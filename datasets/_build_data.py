@@ -157,9 +157,7 @@ def build(shared: Path, out: Path = DATA_DIR) -> dict[str, str]:
         shared / "sunspots_monthly" / "sunspots_monthly_1749_2009.csv",
         out / reg["sunspots_monthly"].filename,
     )
-    shutil.copyfile(
-        shared / "mitdb_208_excerpt_scipy" / "ecg.dat", out / reg["mitdb208"].filename
-    )
+    shutil.copyfile(shared / "mitdb_208_excerpt_scipy" / "ecg.dat", out / reg["mitdb208"].filename)
     write_npz(out / reg["mitdb100"].filename, build_mitdb100(shared / "mitdb_record100"))
     write_npz(
         out / reg["kepler_hatp7"].filename, build_kepler(shared / "kepler_kic10666592_q0_slc")

@@ -106,7 +106,9 @@ def _simulate_one(
     pvc_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     duration = n_times / fs
-    r_times, pvc = _beat_schedule(rng, duration, heart_rate, heart_rate_std, lf_hf_ratio, pvc_fraction)
+    r_times, pvc = _beat_schedule(
+        rng, duration, heart_rate, heart_rate_std, lf_hf_ratio, pvc_fraction
+    )
     up = int(np.ceil(_OVERSAMPLE_HZ / fs))
     h = 1.0 / (fs * up)
     n_burn = int(np.ceil(_BURN_IN_S / h))
@@ -258,7 +260,11 @@ def make_ecg(
     check_positive("heart_rate", heart_rate)
     if not 20 <= heart_rate <= 250:
         raise ValueError(f"heart_rate must be within 20-250 bpm, got {heart_rate}")
-    for name, value in (("heart_rate_std", heart_rate_std), ("noise", noise), ("lf_hf_ratio", lf_hf_ratio)):
+    for name, value in (
+        ("heart_rate_std", heart_rate_std),
+        ("noise", noise),
+        ("lf_hf_ratio", lf_hf_ratio),
+    ):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     if not 0 <= pvc_fraction < 0.5:
@@ -278,7 +284,10 @@ def make_ecg(
     if noise > 0:
         X += rng.normal(0.0, noise, size=X.shape)
     if beats:
-        parts = [segment_beats(X[i][None], r_peaks[i], labels[i], fs, pre, post) for i in range(n_samples)]
+        parts = [
+            segment_beats(X[i][None], r_peaks[i], labels[i], fs, pre, post)
+            for i in range(n_samples)
+        ]
         Xb = np.concatenate([p[0] for p in parts], axis=0)
         yb = np.concatenate([p[1] for p in parts]).astype("<U1")
         return Xb, yb

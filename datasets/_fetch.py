@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import urllib.error
 import urllib.request
 import zipfile
@@ -98,9 +97,12 @@ def download(
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
-            with open(part, "wb") as fh, tqdm(
-                total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress
-            ) as bar:
+            with (
+                open(part, "wb") as fh,
+                tqdm(
+                    total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress
+                ) as bar,
+            ):
                 while True:
                     chunk = response.read(_CHUNK)
                     if not chunk:
@@ -117,7 +119,7 @@ def download(
             f"download of {url} was truncated: the connection closed after "
             f"{received + len(exc.partial)} bytes; the partial file was deleted, try again"
         ) from exc
-    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         part.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
         raise DownloadError(
@@ -286,14 +288,10 @@ def _parse_manifest(path: Path) -> dict[str, str]:
 
 def _header_files(header: Path) -> list[str]:
     """Signal file names listed in a single-segment WFDB header."""
-    lines = [
-        ln for ln in header.read_text().splitlines() if ln.strip() and not ln.startswith("#")
-    ]
+    lines = [ln for ln in header.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     record_line = lines[0].split()
     if "/" in record_line[0]:
-        raise ValueError(
-            f"{header} is a multi-segment record; fetch its segments one by one"
-        )
+        raise ValueError(f"{header} is a multi-segment record; fetch its segments one by one")
     n_signals = int(record_line[1])
     files = [ln.split()[0] for ln in lines[1 : 1 + n_signals]]
     return list(dict.fromkeys(f for f in files if f != "~"))

@@ -172,6 +172,4 @@ def read_lightcurve(path: str | os.PathLike, *, quality_bitmask: int = 0) -> xr.
         bad = (columns["quality"] & np.int32(quality_bitmask)) != 0
         for name in FLUX_COLUMNS:
             columns[name] = np.where(bad, np.nan, columns[name]).astype(columns[name].dtype)
-    return lightcurve_dataset(
-        time[good_time], columns, {"long_name": f"{time_unit} (TDB)"}, attrs
-    )
+    return lightcurve_dataset(time[good_time], columns, {"long_name": f"{time_unit} (TDB)"}, attrs)

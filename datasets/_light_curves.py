@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,7 +19,9 @@ _SEASON = 0.7  # fraction of the year the field is observable
 _WEATHER_LOSS = 0.3  # fraction of nights lost to weather
 
 
-def _cadence(rng: np.random.Generator, n_points: int, duration: float, irregular: bool) -> np.ndarray:
+def _cadence(
+    rng: np.random.Generator, n_points: int, duration: float, irregular: bool
+) -> np.ndarray:
     """Observation times (days), sorted.
 
     Regular: ``n_points`` equally spaced times. Irregular: a ground-based

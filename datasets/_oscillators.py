@@ -85,8 +85,9 @@ def make_damped_oscillators(
     :math:`(x, \dot x)`, discretised at ``fs`` with zero-order hold
     (:meth:`~scipy.signal.StateSpace.to_discrete`) and run as its transfer
     function with :func:`scipy.signal.lfilter` (the same output as
-    :func:`scipy.signal.dlsim`, without its Python loop over time). The natural frequency :math:`f_0` and the
-    damping ratio :math:`\zeta` are drawn log-uniformly from their ranges.
+    :func:`scipy.signal.dlsim`, without its Python loop over time). The
+    natural frequency :math:`f_0` and the damping ratio :math:`\zeta` are
+    drawn log-uniformly from their ranges.
     These are the systems that :mod:`sciamba.ssm` discretises: useful to
     check that a learned state space model recovers :math:`(f_0, \zeta)`.
 
@@ -152,7 +153,9 @@ def make_damped_oscillators(
             f"freq_range must lie inside (0, fs/2) = (0, {fs / 2}) to be resolved, got {freq_range}"
         )
     if z_lo <= 0 or z_hi >= 1:
-        raise ValueError(f"damping_range must lie inside (0, 1) (under-damped), got {damping_range}")
+        raise ValueError(
+            f"damping_range must lie inside (0, 1) (under-damped), got {damping_range}"
+        )
     if drive not in ("noise", "initial"):
         raise ValueError(f"drive must be 'noise' or 'initial', got {drive!r}")
     if not np.isfinite(noise) or noise < 0:

@@ -7,7 +7,6 @@ import numbers
 import numpy as np
 
 
-
 def check_random_state(random_state: object) -> np.random.Generator:
     """A :class:`numpy.random.Generator` from ``None``, an int seed or a generator.
 
@@ -33,7 +32,12 @@ def check_random_state(random_state: object) -> np.random.Generator:
 def check_positive(name: str, value: object, *, integer: bool = False) -> None:
     """Raise unless ``value`` is a finite positive number (an int if ``integer``)."""
     kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kind)
+        or not np.isfinite(value)
+        or value <= 0
+    ):
         what = "a positive int" if integer else "a positive finite number"
         raise ValueError(f"{name} must be {what}, got {value!r}")
 

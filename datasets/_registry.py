@@ -93,7 +93,9 @@ REGISTRY: dict[str, ShippedDataset] = {
                 "08e756791b0d863e95b0711118e514a76834cd87); ADC samples and "
                 "reference annotations re-stored losslessly as a compressed .npz"
             ),
-            license="Open Data Commons Attribution License v1.0 (ODC-By 1.0, PhysioNet mitdb 1.0.0)",
+            license=(
+                "Open Data Commons Attribution License v1.0 (ODC-By 1.0, PhysioNet mitdb 1.0.0)"
+            ),
             citation=_MITDB_CITATION,
         ),
         ShippedDataset(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import xarray as xr
@@ -107,9 +107,7 @@ def read_wfdb(
             "(e.g. '.../mitdb/100'), or download it with fetch_physionet"
         )
     if sampfrom < 0 or (sampto is not None and sampto <= sampfrom):
-        raise ValueError(
-            f"need 0 <= sampfrom < sampto, got sampfrom={sampfrom}, sampto={sampto}"
-        )
+        raise ValueError(f"need 0 <= sampfrom < sampto, got sampfrom={sampfrom}, sampto={sampto}")
     rec = wfdb.rdrecord(
         os.fspath(path),
         sampfrom=sampfrom,
@@ -141,7 +139,10 @@ def read_wfdb(
             ann_time=("annotation", sample / fs, {"units": "s"}),
             ann_symbol=("annotation", np.asarray(ann.symbol, dtype=str)),
             # WFDB pads aux notes with NUL bytes.
-            ann_aux_note=("annotation", np.asarray([a.rstrip("\x00") for a in ann.aux_note], dtype=str)),
+            ann_aux_note=(
+                "annotation",
+                np.asarray([a.rstrip("\x00") for a in ann.aux_note], dtype=str),
+            ),
             ann_subtype=("annotation", np.asarray(ann.subtype, dtype=np.int64)),
             ann_chan=("annotation", np.asarray(ann.chan, dtype=np.int64)),
             ann_num=("annotation", np.asarray(ann.num, dtype=np.int64)),

@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-
 from sciamba.datasets import (
     ChecksumError,
     DownloadError,
@@ -187,8 +186,13 @@ def _physionet_site(server, tmp_path, rng, *, corrupt_dat=False):
     n = int(rng.integers(400, 900))
     signal = rng.standard_normal((n, 2)) * 0.3
     wfdb.wrsamp(
-        "rec1", fs=128, units=["mV", "mV"], sig_name=["ECG1", "ECG2"],
-        p_signal=signal, fmt=["212", "212"], write_dir=str(src),
+        "rec1",
+        fs=128,
+        units=["mV", "mV"],
+        sig_name=["ECG1", "ECG2"],
+        p_signal=signal,
+        fmt=["212", "212"],
+        write_dir=str(src),
     )
     samples = np.sort(rng.choice(n, size=5, replace=False))
     wfdb.wrann("rec1", "atr", samples, symbol=["N"] * 5, write_dir=str(src))

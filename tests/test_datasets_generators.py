@@ -8,14 +8,12 @@ period recovery by Lomb-Scargle (scipy) and box least squares (astropy).
 
 import numpy as np
 import pytest
+from sciamba.datasets import _ecg_model, make_damped_oscillators, make_ecg, make_light_curves
 from scipy import signal as sps
 from scipy.integrate import solve_ivp
 from scipy.interpolate import PchipInterpolator
 from scipy.linalg import solve_discrete_lyapunov
 from threadpoolctl import threadpool_limits
-
-from sciamba.datasets import make_damped_oscillators, make_ecg, make_light_curves
-from sciamba.datasets import _ecg_model
 
 # -- make_ecg ----------------------------------------------------------------
 
@@ -64,9 +62,7 @@ def test_make_ecg_matches_full_3d_ode(rng):
     # circle; alpha keeps them there) and compare after the same scaling.
     seed, hr, fs, duration = _seed(rng), float(rng.uniform(55, 100)), 250.0, 3.0
     X = make_ecg(1, duration=duration, fs=fs, heart_rate=hr, random_state=seed)[0]
-    r_times, _ = _ecg_model._beat_schedule(
-        np.random.default_rng(seed), duration, hr, 1.0, 0.5, 0.0
-    )
+    r_times, _ = _ecg_model._beat_schedule(np.random.default_rng(seed), duration, hr, 1.0, 0.5, 0.0)
     phase = PchipInterpolator(r_times, 2 * np.pi * np.arange(r_times.size))
     omega = phase.derivative()
     t0 = -_ecg_model._BURN_IN_S
@@ -82,8 +78,13 @@ def test_make_ecg_matches_full_3d_ode(rng):
     th0 = phase(t0)
     t_eval = np.arange(X.size) / fs
     sol = solve_ivp(
-        rhs, (t0, t_eval[-1]), [np.cos(th0), np.sin(th0), 0.0], t_eval=t_eval,
-        rtol=1e-9, atol=1e-11, max_step=2e-3,
+        rhs,
+        (t0, t_eval[-1]),
+        [np.cos(th0), np.sin(th0), 0.0],
+        t_eval=t_eval,
+        rtol=1e-9,
+        atol=1e-11,
+        max_step=2e-3,
     )
     z = sol.y[2]
     ref = (z - z.min()) * 1.6 / (z.max() - z.min()) - 0.4
@@ -109,9 +110,14 @@ def test_make_ecg_pvc_beats(rng):
     # beats=True cuts exactly the same windows as load_mitdb_record100.
     Xb, yb = make_ecg(3, duration=60, pvc_fraction=0.15, beats=True, random_state=seed)
     assert Xb.shape[1:] == (1, 252) and yb.dtype == np.dtype("<U1")
-    first = [(X[0][r - 90 : r + 162], lb) for r, lb in zip(r_peaks[0], labels[0]) if 90 <= r <= X.shape[1] - 162]
+    first = [
+        (X[0][r - 90 : r + 162], lb)
+        for r, lb in zip(r_peaks[0], labels[0])
+        if 90 <= r <= X.shape[1] - 162
+    ]
     np.testing.assert_array_equal(Xb[: len(first), 0], np.stack([w for w, _ in first]))
     np.testing.assert_array_equal(yb[: len(first)], [lb for _, lb in first])
+
     # A V beat's QRS is wider than an N beat's: compare the width at half height.
     def width(w):
         return np.sum(w > (w[90] + np.median(w)) / 2)
@@ -158,7 +164,9 @@ def test_random_state_types():
     a = make_ecg(duration=2, random_state=np.random.RandomState(0))
     np.testing.assert_array_equal(a, make_ecg(duration=2, random_state=np.random.RandomState(0)))
     g = np.random.default_rng(5)
-    assert not np.array_equal(make_ecg(duration=2, random_state=g), make_ecg(duration=2, random_state=g))
+    assert not np.array_equal(
+        make_ecg(duration=2, random_state=g), make_ecg(duration=2, random_state=g)
+    )
 
 
 # -- make_damped_oscillators ---------------------------------------------------
@@ -179,8 +187,12 @@ def test_oscillators_free_decay_matches_closed_form(rng):
         # Recover (x0, v0) from the first two samples' closed form, then the
         # whole trajectory must follow it.
         x0 = x[0]
-        v0 = (x[1] * np.exp(zeta * w0 / fs) - x0 * np.cos(wd / fs)) * wd / np.sin(wd / fs) - zeta * w0 * x0
-        ref = np.exp(-zeta * w0 * t) * (x0 * np.cos(wd * t) + (v0 + zeta * w0 * x0) / wd * np.sin(wd * t))
+        v0 = (x[1] * np.exp(zeta * w0 / fs) - x0 * np.cos(wd / fs)) * wd / np.sin(
+            wd / fs
+        ) - zeta * w0 * x0
+        ref = np.exp(-zeta * w0 * t) * (
+            x0 * np.cos(wd * t) + (v0 + zeta * w0 * x0) / wd * np.sin(wd * t)
+        )
         np.testing.assert_allclose(x, ref, atol=1e-9)
         assert x0**2 + (v0 / w0) ** 2 == pytest.approx(1.0)
 
@@ -188,13 +200,20 @@ def test_oscillators_free_decay_matches_closed_form(rng):
 def test_oscillators_noise_drive_is_stationary_with_lyapunov_variance(rng):
     n, fs = 150, 50.0
     X, y, systems = make_damped_oscillators(
-        n, 400, fs=fs, freq_range=(1, 5), damping_range=(0.1, 0.3), return_systems=True,
+        n,
+        400,
+        fs=fs,
+        freq_range=(1, 5),
+        damping_range=(0.1, 0.3),
+        return_systems=True,
         random_state=_seed(rng),
     )
     z = []
     with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only cost
         for x, system in zip(X, systems):
-            A, B, C, _, _ = sps.cont2discrete((system.A, system.B, system.C, system.D), 1 / fs, "zoh")
+            A, B, C, _, _ = sps.cont2discrete(
+                (system.A, system.B, system.C, system.D), 1 / fs, "zoh"
+            )
             var = (C @ solve_discrete_lyapunov(A, B @ B.T) @ C.T).item()
             z.append(x / np.sqrt(var))
     z = np.asarray(z)
@@ -205,10 +224,14 @@ def test_oscillators_noise_drive_is_stationary_with_lyapunov_variance(rng):
 
 def test_oscillators_parameters_reproducible_and_noise(rng):
     seed = _seed(rng)
-    X, y = make_damped_oscillators(20, 64, freq_range=(1, 2), damping_range=(0.05, 0.1), random_state=seed)
+    X, y = make_damped_oscillators(
+        20, 64, freq_range=(1, 2), damping_range=(0.05, 0.1), random_state=seed
+    )
     assert X.shape == (20, 64) and y.shape == (20, 2)
     assert np.all((y[:, 0] >= 1) & (y[:, 0] <= 2) & (y[:, 1] >= 0.05) & (y[:, 1] <= 0.1))
-    X2, y2 = make_damped_oscillators(20, 64, freq_range=(1, 2), damping_range=(0.05, 0.1), random_state=seed)
+    X2, y2 = make_damped_oscillators(
+        20, 64, freq_range=(1, 2), damping_range=(0.05, 0.1), random_state=seed
+    )
     np.testing.assert_array_equal(X, X2)
     np.testing.assert_array_equal(y, y2)
     Xn, _ = make_damped_oscillators(
@@ -268,7 +291,13 @@ def test_light_curves_layout_and_cadence(rng):
 def test_light_curves_noise_free_shapes(rng):
     seed = _seed(rng)
     t, f, y, p = make_light_curves(
-        8, n_points=4000, duration=40, irregular=False, noise=0.0, return_params=True, random_state=seed
+        8,
+        n_points=4000,
+        duration=40,
+        irregular=False,
+        noise=0.0,
+        return_params=True,
+        random_state=seed,
     )
     for fi, label, amp in zip(f, y, p["amplitude"]):
         if label == "constant":
@@ -279,16 +308,24 @@ def test_light_curves_noise_free_shapes(rng):
             assert 1 - fi.min() == pytest.approx(amp, rel=0.02)
         else:
             assert fi.max() - 1 == pytest.approx(amp, rel=0.02)
-    t2, f2, y2 = make_light_curves(8, n_points=4000, duration=40, irregular=False, noise=0.0, random_state=seed)
+    t2, f2, y2 = make_light_curves(
+        8, n_points=4000, duration=40, irregular=False, noise=0.0, random_state=seed
+    )
     np.testing.assert_array_equal(f, f2)
     np.testing.assert_array_equal(y, y2)
-    _, fn, _ = make_light_curves(8, n_points=4000, duration=40, irregular=False, noise=0.01, random_state=seed)
+    _, fn, _ = make_light_curves(
+        8, n_points=4000, duration=40, irregular=False, noise=0.01, random_state=seed
+    )
     assert np.std(fn - f) == pytest.approx(0.01, rel=0.05)
 
 
 def test_light_curves_periods_recovered_by_lomb_scargle(rng):
     t, f, y, p = make_light_curves(
-        6, classes=("pulsating", "eclipsing"), n_points=300, return_params=True, random_state=_seed(rng)
+        6,
+        classes=("pulsating", "eclipsing"),
+        n_points=300,
+        return_params=True,
+        random_state=_seed(rng),
     )
     for ti, fi, label, period in zip(t, f, y, p["period"]):
         found = _ls_period(ti, fi, 0.25, 20.0, 365.0)
@@ -305,8 +342,15 @@ def test_light_curves_transit_periods_recovered_by_bls(rng):
     # can miss every transit of a near-integer-day period, which no method
     # recovers.
     t, f, y, p = make_light_curves(
-        4, classes=("transit",), n_points=2880, duration=60, irregular=False, noise=0.002,
-        period_range=(1, 5), return_params=True, random_state=_seed(rng),
+        4,
+        classes=("transit",),
+        n_points=2880,
+        duration=60,
+        irregular=False,
+        noise=0.002,
+        period_range=(1, 5),
+        return_params=True,
+        random_state=_seed(rng),
     )
     periods = np.exp(np.linspace(np.log(0.9), np.log(5.5), 8000))
     for ti, fi, period in zip(t, f, p["period"]):

@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from sciamba.datasets import (
     load_kepler_hatp7,
     load_mitdb_record100,
@@ -70,7 +69,9 @@ def test_read_ucr_tsv_and_ts_round_trip(shared_data, tmp_path):
     X, y = read_ucr(os.path.join(shared_data, "ucr_ECG200", "ECG200_TEST.txt"))
     tsv = tmp_path / "ECG200_TEST.tsv"
     tsv.write_text(
-        "\n".join("\t".join([str(lab)] + [repr(float(v)) for v in row]) for lab, row in zip(y, X[:, 0]))
+        "\n".join(
+            "\t".join([str(lab)] + [repr(float(v)) for v in row]) for lab, row in zip(y, X[:, 0])
+        )
     )
     X2, y2 = read_ucr(tsv)
     np.testing.assert_array_equal(X2, X)
@@ -104,7 +105,9 @@ def test_read_ucr_ts_regression_and_unlabelled(rng, tmp_path):
     target = rng.standard_normal(4)
     lines = ["@problemName Reg", "@dimensions 2", "@targetLabel true", "@data"]
     for case, t in zip(X, target):
-        lines.append(":".join(",".join(repr(float(v)) for v in ch) for ch in case) + f":{float(t)!r}")
+        lines.append(
+            ":".join(",".join(repr(float(v)) for v in ch) for ch in case) + f":{float(t)!r}"
+        )
     path = tmp_path / "reg.ts"
     path.write_text("\n".join(lines))
     X2, y2 = read_ucr(path)
@@ -198,8 +201,13 @@ def test_read_wfdb_round_trip_written_record(rng, tmp_path):
     n, fs = int(rng.integers(500, 1500)), 250
     signal = np.cumsum(rng.standard_normal((n, 3)), axis=0) * 0.05  # (time, channel)
     wfdb.wrsamp(
-        "rec", fs=fs, units=["mV", "mV", "mmHg"], sig_name=["I", "II", "ABP"],
-        p_signal=signal, fmt=["16"] * 3, write_dir=str(tmp_path),
+        "rec",
+        fs=fs,
+        units=["mV", "mV", "mmHg"],
+        sig_name=["I", "II", "ABP"],
+        p_signal=signal,
+        fmt=["16"] * 3,
+        write_dir=str(tmp_path),
     )
     samples = np.sort(rng.choice(n, size=8, replace=False))
     symbols = rng.choice(np.array(["N", "V", "A"]), size=8)

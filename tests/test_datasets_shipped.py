@@ -13,16 +13,15 @@ import shutil
 import numpy as np
 import pytest
 import xarray as xr
-
 from sciamba.datasets import (
     ChecksumError,
+    _base,
     load_ecg_mitdb208,
     load_kepler_hatp7,
     load_macho,
     load_mitdb_record100,
     load_sunspots,
 )
-from sciamba.datasets import _base
 from sciamba.datasets._registry import REGISTRY
 
 PROVENANCE_KEYS = ("source", "license", "citation")
@@ -108,7 +107,9 @@ def test_sunspots_monthly():
 
 
 def test_sunspots_against_staged_files(shared_data):
-    with open(os.path.join(shared_data, "sunspots_monthly", "sunspots_monthly_1749_2009.csv")) as fh:
+    with open(
+        os.path.join(shared_data, "sunspots_monthly", "sunspots_monthly_1749_2009.csv")
+    ) as fh:
         rows = list(csv.DictReader(fh))
     np.testing.assert_array_equal(
         load_sunspots(freq="monthly", as_numpy=True), [float(r["sunspot_number"]) for r in rows]
