@@ -235,6 +235,12 @@ class LTISSM(nn.Module):
     def continuous_matrices(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The continuous-time ``(A, B, C, D)`` of a continuous layer (differentiable).
 
+        Returns
+        -------
+        A, B, C, D : torch.Tensor
+            Shapes ``(n, n)``, ``(n, m)``, ``(p, n)``, ``(p, m)``; with ``stable=True``,
+            ``A`` is assembled from its parameterization.
+
         Raises
         ------
         ValueError
@@ -262,6 +268,16 @@ class LTISSM(nn.Module):
             Step(s) for a continuous layer; default the layer's ``dt``. A tensor of
             shape ``(...)`` gives batched matrices ``(..., n, n)`` etc.
 
+        Returns
+        -------
+        Ad, Bd, Cd, Dd : torch.Tensor
+            As :func:`discretize` returns them (differentiable in the parameters).
+
+        Raises
+        ------
+        ValueError
+            ``dt`` given for a discrete-time layer, or ``dt <= 0`` / non-finite.
+
         Examples
         --------
         >>> import numpy as np, torch
@@ -285,6 +301,17 @@ class LTISSM(nn.Module):
         r"""Impulse response :math:`h[0] = D_d`, :math:`h[l] = C_d A_d^{l-1} B_d`, shape ``(p, m, L)``.
 
         ``kernel(L)[:, i, :]`` equals ``scipy.signal.dimpulse(system, n=L)[1][i].T``.
+        Powers of :math:`A_d` are formed by repeated squaring (:math:`O(\log L)` steps).
+
+        Parameters
+        ----------
+        L : int
+            Number of samples, ``L >= 1``.
+
+        Returns
+        -------
+        h : torch.Tensor
+            Shape ``(n_outputs, n_inputs, L)``.
 
         Examples
         --------
