@@ -162,6 +162,13 @@ def _read_ts(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 def _resolve(path_or_name: str | os.PathLike, split: str | None) -> Path:
     path = Path(path_or_name).expanduser()
     if path.is_file():
+        stem = path.stem.upper()
+        if split is not None and stem.endswith(("_TRAIN", "_TEST")):
+            if not stem.endswith("_" + split.upper()):
+                raise ValueError(
+                    f"split={split!r} contradicts the file name {path.name!r}; "
+                    "pass the directory to choose a split, or omit split"
+                )
         return path
     if split is None:
         split = "train"
@@ -206,8 +213,9 @@ def read_ucr(
         ``<Name>_TRAIN.<ext>`` and ``<Name>_TEST.<ext>``; or the name of a
         set downloaded with :func:`fetch_ucr` (looked up in the data home).
     split : {"train", "test"}, optional
-        Which split to read from a directory or name (default ``"train"``);
-        ignored when a file is given.
+        Which split to read from a directory or name (default ``"train"``).
+        With a file it is optional, and must agree with a ``_TRAIN``/``_TEST``
+        file name.
 
     Returns
     -------

@@ -173,6 +173,10 @@ def test_read_ucr_malformed_files(tmp_path, name, text, match):
 def test_read_ucr_bad_split(tmp_path):
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         read_ucr(tmp_path, split="valid")
+    (tmp_path / "Toy_TRAIN.tsv").write_text("1\t0.5\n")
+    with pytest.raises(ValueError, match="contradicts the file name"):
+        read_ucr(tmp_path / "Toy_TRAIN.tsv", split="test")
+    assert read_ucr(tmp_path / "Toy_TRAIN.tsv", split="train")[0].shape == (1, 1, 1)
 
 
 # -- read_wfdb ---------------------------------------------------------------

@@ -285,3 +285,29 @@ def test_macho_against_staged_files(shared_data):
     for (star, band), arr in curves.items():
         ref = np.loadtxt(os.path.join(src, f"lc_{star}.{band}.mjd"), comments="#", ndmin=2)
         np.testing.assert_array_equal(arr, ref.T)
+
+
+@pytest.mark.parametrize(
+    "loader",
+    [
+        lambda: load_sunspots(freq="monthly"),
+        load_ecg_mitdb208,
+        load_mitdb_record100,
+        lambda: load_mitdb_record100(beats=True),
+        load_kepler_hatp7,
+        load_macho,
+    ],
+    ids=["sunspots", "mitdb208", "mitdb100", "mitdb100-beats", "kepler", "macho"],
+)
+def test_loaders_round_trip_through_netcdf(loader, tmp_path):
+    # Coordinates, units and provenance attrs all survive a save to netCDF.
+    pytest.importorskip("netCDF4")
+    obj = loader()
+    path = tmp_path / "data.nc"
+    obj.to_netcdf(path)
+    if isinstance(obj, xr.DataArray):
+        back = xr.load_dataarray(path)
+        assert back.equals(obj) and back.attrs == obj.attrs
+        assert back.time.attrs == obj.time.attrs
+    else:
+        assert xr.load_dataset(path).identical(obj)
