@@ -110,10 +110,11 @@ def _block(n: int, states: int) -> int:
     return math.gcd(n, S)
 
 
-def _scan(a: torch.Tensor, x: torch.Tensor) -> None:
+def _scan(a: torch.Tensor, x: torch.Tensor, S: int) -> None:
     """In place, ``x[t + 1] += a[t] x[t]`` for ``t = 0 .. n-1`` (``x`` has ``n + 1`` rows).
 
-    ``a`` is overwritten (scratch). Blocks of ``S`` steps are first reduced
+    ``S`` (a power of two dividing ``n``, from :func:`_block`) steps per
+    sequential step; for ``S > 1`` ``a`` is overwritten (scratch). Blocks of ``S`` steps are first reduced
     pairwise (a Blelloch up-sweep over the time axis, each level one
     vectorized op), the block ends are then chained by a sequential loop of
     ``n / S`` steps, and a down-sweep fills in the states inside the blocks.
@@ -121,7 +122,6 @@ def _scan(a: torch.Tensor, x: torch.Tensor) -> None:
     every multiplier stays a product of decays ``<= 1``.
     """
     n = a.shape[0]
-    S = _block(n, a[0].numel())
     s = 1
     while s < S:  # up-sweep: x at block ends accumulates its left half
         x[2 * s :: 2 * s].addcmul_(a[2 * s - 1 :: 2 * s], x[s : n : 2 * s])
@@ -135,10 +135,9 @@ def _scan(a: torch.Tensor, x: torch.Tensor) -> None:
         x[s : n : 2 * s].addcmul_(a[s - 1 : n : 2 * s], x[0 : n : 2 * s])
 
 
-def _scan_reverse(p: torch.Tensor, x: torch.Tensor) -> None:
+def _scan_reverse(p: torch.Tensor, x: torch.Tensor, S: int) -> None:
     """In place, ``x[t] += p[t] x[t + 1]`` for ``t = n-1 .. 0`` (mirror image of :func:`_scan`)."""
     n = p.shape[0]
-    S = _block(n, p[0].numel())
     s = 1
     while s < S:
         x[0 : n : 2 * s].addcmul_(p[0 : n : 2 * s], x[s : n : 2 * s])
@@ -213,7 +212,7 @@ class _ScanCore(torch.autograd.Function):
             if keep:
                 starts[k] = hs[0]
             torch.mul(w[t0:t1], _chunk(B, t0, t1), out=hs[1 : n + 1])  # Δ u B: (n b G N H)
-            _scan(_decay(dt[t0:t1], A2, decay[:n]), hs[: n + 1])
+            _scan(_decay(dt[t0:t1], A2, decay[:n]), hs[: n + 1], _block(n, h0.numel()))
             _contract_n(hs[1 : n + 1], _chunk(C, t0, t1), y[t0:t1], decay[:n])
             hs[0] = hs[n]
         if keep:
@@ -251,14 +250,20 @@ class _ScanCore(torch.autograd.Function):
             _decay(dt[t0:t1], A2, dec)
             h[0] = starts[k]
             torch.mul(w[t0:t1], Bc, out=h[1:])  # (n b G N H)
-            _scan(tm.copy_(dec), h)
-            # Adjoint recurrence: g_t = C_t gy_t + decay_{t+1} g_{t+1}; g_n is
-            # the carry, already multiplied by its decay.
+            # The sweep overwrites its multipliers; the plain loop does not.
+            S = _block(n, carry.numel())
+            _scan(tm.copy_(dec) if S > 1 else dec, h, S)
+            # Adjoint recurrence: g_t = C_t gy_t + decay_{t+1} g_{t+1}, where
+            # the carry is decay_n g_n from the next chunk.
             torch.mul(gy[t0:t1], Cc, out=gc[:n])  # (n b G N H)
-            gc[n] = carry
-            tm[: n - 1] = dec[1:]
-            tm[n - 1] = 1.0
-            _scan_reverse(tm, gc)
+            if S > 1:
+                gc[n] = carry
+                tm[: n - 1] = dec[1:]
+                tm[n - 1] = 1.0
+                _scan_reverse(tm, gc, S)
+            else:
+                gc[n - 1] += carry
+                _scan_reverse(dec[1:], gc[:n], 1)
             gc = gc[:n]
             torch.mul(dec[0], gc[0], out=carry)
             if var_C:
