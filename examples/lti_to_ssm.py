@@ -37,6 +37,9 @@ from tqdm import tqdm
 
 from sciamba.ssm import from_lti, to_lti
 
+# A two-state model: its matrices are far too small to gain from intra-op threads,
+# which only add synchronization (and stall badly on a busy machine).
+torch.set_num_threads(1)
 FAST = "--fast" in sys.argv[1:] or os.environ.get("SCIAMBA_FAST", "0") not in ("", "0")
 OUT = os.environ.get("SCIAMBA_OUTPUT_DIR", ".")
 F64 = torch.float64
