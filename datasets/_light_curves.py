@@ -136,8 +136,11 @@ def make_light_curves(
         at random times in the ~8.4 h of usable nights (daily, seasonal and
         random gaps). ``False``: equally spaced observations.
     noise : float, default 0.005
-        Standard deviation of the white Gaussian photometric noise, in
-        relative flux.
+        Typical standard deviation of the white Gaussian photometric noise,
+        in relative flux. With ``irregular=True`` each night's conditions
+        (seeing, airmass, moon) scale it by a log-normal factor (median 1,
+        sigma 0.3 in log), so the errors vary from night to night as in real
+        photometry; with ``irregular=False`` it is constant.
     period_range : (float, float), optional
         Override the per-class period ranges (days).
     return_params : bool, default False
@@ -157,7 +160,8 @@ def make_light_curves(
         ``"constant"``), ``"amplitude"`` (semi-amplitude for pulsating,
         primary depth for eclipsing, depth for transit; 0 for constant) and
         ``"epoch"`` (d; time of phase 0: maximum-phase reference, primary
-        eclipse or mid-transit).
+        eclipse or mid-transit), and ``"flux_err"`` (shape ``(n_samples,
+        n_points)``, the standard deviation of the noise of each point).
 
     See Also
     --------
@@ -214,8 +218,14 @@ def make_light_curves(
         epoch[i] = rng.uniform(0, period[i])
         phase = (t - epoch[i]) / period[i] % 1.0
         flux[i], amplitude[i] = _SHAPES[label](rng, phase)
+    flux_err = np.full(flux.shape, float(noise))
+    if irregular:
+        night = np.floor(time).astype(np.int64)  # (n_samples, n_points)
+        conditions = rng.lognormal(0.0, 0.3, size=(n_samples, int(np.ceil(duration)) + 1))
+        flux_err *= np.take_along_axis(conditions, night, axis=1)
     if noise > 0:
-        flux += rng.normal(0.0, noise, size=flux.shape)
+        flux += rng.normal(0.0, 1.0, size=flux.shape) * flux_err
     if return_params:
-        return time, flux, labels, {"period": period, "amplitude": amplitude, "epoch": epoch}
+        params = {"period": period, "amplitude": amplitude, "epoch": epoch, "flux_err": flux_err}
+        return time, flux, labels, params
     return time, flux, labels

@@ -284,6 +284,18 @@ def test_light_curves_layout_and_cadence(rng):
         assert np.mean(gaps < 0.35) > 0.05  # several visits in one night
         # Observations fall in night windows of 0.35 d.
         assert np.all(ti % 1.0 <= 0.35 + 1e-9)
+    # Per-point errors: equal within a night, varying between nights, median ~ noise.
+    err, night = p["flux_err"], np.floor(t)
+    same_night = night[:, 1:] == night[:, :-1]
+    np.testing.assert_array_equal(err[:, 1:][same_night], err[:, :-1][same_night])
+    assert np.std(np.log(err)) > 0.1 and np.median(err) == pytest.approx(0.005, rel=0.2)
+    # The noise actually drawn has those standard deviations.
+    seed = _seed(rng)
+    _, clean, _ = make_light_curves(n, n_points=150, noise=0.0, random_state=seed)
+    _, noisy, _, q = make_light_curves(
+        n, n_points=150, noise=0.02, return_params=True, random_state=seed
+    )
+    assert np.std((noisy - clean) / q["flux_err"]) == pytest.approx(1.0, rel=0.1)
     t_reg, _, _ = make_light_curves(3, n_points=100, duration=50, irregular=False, random_state=0)
     np.testing.assert_allclose(np.diff(t_reg, axis=1), 0.5)
 
