@@ -341,7 +341,12 @@ def selective_scan(
     x = validate_scan_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state)
     delta_softplus, return_last_state = bool(delta_softplus), bool(return_last_state)
     if name == "triton":
-        from ._triton_scan import selective_scan_triton
+        try:
+            from ._triton_scan import selective_scan_triton
+        except ImportError as exc:  # triton present but broken (version, driver)
+            raise RuntimeError(
+                f"backend='triton' failed to import its kernels ({exc}); use backend='torch'"
+            ) from exc
 
         return selective_scan_triton(
             x.u, x.delta, x.A, x.B, x.C, x.D, x.z, x.delta_bias, delta_softplus, return_last_state, x.initial_state

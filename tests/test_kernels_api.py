@@ -115,6 +115,15 @@ def test_triton_dispatch_contract(rng, monkeypatch):
     assert calls[0][3].shape[1] == 1 and calls[0][3].dim() == 4
 
 
+def test_triton_import_failure_is_explained(rng, monkeypatch):
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton not installed")
+    _fake_triton_module(monkeypatch, [])
+    del sys.modules["sciamba.kernels._triton_scan"].selective_scan_triton
+    with pytest.raises(RuntimeError, match="failed to import its kernels.*backend='torch'"):
+        selective_scan(**small(rng), backend="triton")
+
+
 def test_auto_uses_torch_on_cpu(rng, monkeypatch):
     calls = []
     import sciamba.kernels._torch_scan as ts
