@@ -56,10 +56,11 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
 
     Examples
     --------
-    >>> import os, tempfile
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from sciamba.datasets import get_data_home
     >>> folder = tempfile.mkdtemp()
-    >>> get_data_home(folder) == __import__("pathlib").Path(folder)
+    >>> get_data_home(folder) == Path(folder)
     True
     """
     if data_home is None:

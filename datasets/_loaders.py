@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from ._base import provenance_attrs, shipped_path
-from ._beats import BEAT_SYMBOLS, segment_beats
+from ._beats import BEAT_SYMBOLS, segment_beats, window_samples
 from ._fits import FLUX_COLUMNS, lightcurve_dataset
 
 __all__ = [
@@ -311,8 +311,8 @@ def load_mitdb_record100(
     if return_X_y:
         return X, y
     r = d["ann_sample"][is_beat][kept]
-    n_pre = X.shape[-1] - int(round(post * fs))
-    offset = np.arange(-n_pre, X.shape[-1] - n_pre) / fs
+    n_pre, n_post = window_samples(fs, pre, post)
+    offset = np.arange(-n_pre, n_post) / fs
     return xr.Dataset(
         {
             "beats": (("beat", "lead", "offset"), X, {"units": "mV"}),

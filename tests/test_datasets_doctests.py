@@ -1,7 +1,10 @@
-"""The docstring examples of sciamba.datasets run and give what they show."""
+"""The docstring examples of sciamba.datasets run and give what they show; the
+optional extras stay optional."""
 
 import doctest
 import importlib
+import subprocess
+import sys
 
 import pytest
 
@@ -30,3 +33,13 @@ def test_every_public_name_has_an_example():
     for name in datasets.__all__:
         doc = getattr(datasets, name).__doc__ or ""
         assert "Examples\n" in doc and ">>>" in doc, name
+
+
+def test_import_needs_no_optional_extra():
+    # wfdb and astropy are imported only when read_wfdb / read_lightcurve run.
+    code = (
+        "import sys, sciamba.datasets as d; d.load_sunspots(); "
+        "print(sorted(m for m in ('wfdb', 'astropy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
