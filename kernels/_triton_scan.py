@@ -74,6 +74,17 @@ def _first_order(a1, b1, a2, b2):
 
 
 @triton.jit
+def _chunk_map(a, b, T: tl.constexpr, BY_SCAN: tl.constexpr):
+    """The composed map (prod a, last of the scan) of a chunk, reduced over axis 0."""
+    if BY_SCAN:
+        ac, bc = tl.associative_scan((a, b), 0, _first_order)
+        last = tl.arange(0, T)[:, None, None] == T - 1
+        return tl.sum(tl.where(last, ac, 0.0), axis=0), tl.sum(tl.where(last, bc, 0.0), axis=0)
+    else:
+        return tl.reduce((a, b), 0, _first_order)
+
+
+@triton.jit
 def _softplus(x):
     # log1p(exp(x)) for x <= 20 and x above (mamba_ssm's threshold). log1p is
     # computed with Goldberg's correction, accurate where exp(x) << eps.
@@ -156,6 +167,44 @@ def _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, like,
     return bias, Dv, Bc, Cc
 
 
+@triton.jit
+def _dt_from_raw(x_raw, bias, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, cdt):
+    """Δ from loaded raw delta; 0 where masked (a step with Δ = 0 is the identity)."""
+    x = x_raw.to(cdt)
+    if HAS_BIAS:
+        x = x + bias[None, :]
+    if SOFTPLUS:
+        dt = _softplus(x)
+    else:
+        dt = x
+    return tl.where(m2, dt, 0.0), x
+
+
+@triton.jit
+def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, t, dm, n, nm, d,
+                cpgB, GB, cpgC, GC, L, N: tl.constexpr, LOAD_Z: tl.constexpr,
+                LOAD_C: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
+                ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, pid_b, d0):
+    """Raw tiles of one chunk: u, delta, z (T, BD) and B, C broadcastable to (T, NP, BD)."""
+    tm = t < L
+    m2 = tm[:, None] & dm[None, :]
+    off2 = row_off + t[:, None]
+    ur = tl.load(u_ptr + off2, mask=m2, other=0.0)
+    dr = tl.load(delta_ptr + off2, mask=m2, other=0.0)
+    if LOAD_Z:
+        zr = tl.load(z_ptr + off2, mask=m2, other=0.0)
+    else:
+        zr = ur
+    B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B, pid_b, d0,
+                  Bc.dtype)
+    if LOAD_C:
+        C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C, pid_b,
+                      d0, Cc.dtype)
+    else:
+        C3 = B3
+    return ur, dr, zr, B3, C3
+
+
 # --------------------------------------------------------------------------- #
 # Forward
 # --------------------------------------------------------------------------- #
@@ -173,6 +222,7 @@ def _fwd_kernel(
     HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr,
     STATE_ONLY: tl.constexpr, SAVE_CKPT: tl.constexpr, WRITE_LAST: tl.constexpr,
+    BY_SCAN: tl.constexpr, PREFETCH: tl.constexpr, STAGES: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -203,40 +253,55 @@ def _fwd_kernel(
     row_off = ubase + d[None, :].to(tl.int64) * L                # (1, BD)
     seg_lo = pid_r * spr
     seg_hi = tl.minimum(seg_lo + spr, nseg)
-    for s in range(seg_lo, seg_hi):
+    t_lo = seg_lo * SEG
+    t_hi = tl.minimum(seg_hi * SEG, L)
+    # Software pipelining by hand: the loads of chunk i+1 are issued before
+    # the arithmetic of chunk i, so their latency hides behind it.
+    ur, dr, zr, B3, C3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off,
+                                     t_lo + t_i, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
+                                     HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B, VAR_C,
+                                     ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
+    for t0 in tl.range(t_lo, t_hi, T, num_stages=STAGES):
         if SAVE_CKPT:
-            tl.store(ckpt_ptr + (pid_b.to(tl.int64) * nseg + s) * dim * N + nd_off,
-                     h.to(ckpt_ptr.dtype.element_ty), mask=ndm)
-        t_end = tl.minimum(s * SEG + SEG, L)
-        for t0 in range(s * SEG, t_end, T):
-            t = t0 + t_i                                          # (T,)
-            tm = t < L
-            m2 = tm[:, None] & dm[None, :]                        # (T, BD)
-            off2 = row_off + t[:, None]
-            dt, _ = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt)
-            uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
-            dtu = dt * uu                                         # (T, BD)
-            a = tl.exp2(dt[:, None, :] * A2[None, :, :])          # (T, NP, BD)
-            B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
-                          pid_b, d0, cdt)
-            bx = dtu[:, None, :] * B3                             # (T, NP, BD)
-            if STATE_ONLY:
-                ap, bp = tl.reduce((a, bx), 0, _first_order)      # (NP, BD)
-                h = ap * h + bp
-                sdt += tl.sum(dt, axis=0)
-            else:
-                ac, bc = tl.associative_scan((a, bx), 0, _first_order)
-                hs = ac * h[None, :, :] + bc                      # (T, NP, BD)
-                C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C,
-                              pid_b, d0, cdt)
-                y = tl.sum(hs * C3, axis=1)                       # (T, BD)
-                h = tl.sum(tl.where(t_i[:, None, None] == T - 1, hs, 0.0), axis=0)
-                if HAS_D:
-                    y += Dv[None, :] * uu
-                if HAS_Z:
-                    zz = tl.load(z_ptr + off2, mask=m2, other=0.0).to(cdt)
-                    y = y * zz * _sigmoid(zz)
-                tl.store(y_ptr + off2, y.to(y_ptr.dtype.element_ty), mask=m2)
+            if t0 % SEG == 0:
+                tl.store(ckpt_ptr + (pid_b.to(tl.int64) * nseg + t0 // SEG) * dim * N + nd_off,
+                         h.to(ckpt_ptr.dtype.element_ty), mask=ndm)
+        t = t0 + t_i                                              # (T,)
+        m2 = (t < L)[:, None] & dm[None, :]                       # (T, BD)
+        off2 = row_off + t[:, None]
+        if PREFETCH:
+            nur, ndr, nzr, nB3, nC3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc,
+                                                  row_off, t + T, dm, n, nm, d, cpgB, GB, cpgC,
+                                                  GC, L, N, HAS_Z and not STATE_ONLY,
+                                                  not STATE_ONLY, VAR_B, VAR_C, ONE_GROUP_B,
+                                                  ONE_GROUP_C, pid_b, d0)
+        else:
+            ur, dr, zr, B3, C3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc,
+                                             row_off, t, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
+                                             HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B,
+                                             VAR_C, ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
+        dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt)
+        uu = ur.to(cdt)
+        dtu = dt * uu                                             # (T, BD)
+        a = tl.exp2(dt[:, None, :] * A2[None, :, :])              # (T, NP, BD)
+        bx = dtu[:, None, :] * B3.to(cdt)                         # (T, NP, BD)
+        if STATE_ONLY:
+            ap, bp = _chunk_map(a, bx, T, BY_SCAN)                # (NP, BD)
+            h = ap * h + bp
+            sdt += tl.sum(dt, axis=0)
+        else:
+            ac, bc = tl.associative_scan((a, bx), 0, _first_order)
+            hs = ac * h[None, :, :] + bc                          # (T, NP, BD)
+            y = tl.sum(hs * C3.to(cdt), axis=1)                   # (T, BD)
+            h = tl.sum(tl.where(t_i[:, None, None] == T - 1, hs, 0.0), axis=0)
+            if HAS_D:
+                y += Dv[None, :] * uu
+            if HAS_Z:
+                zz = zr.to(cdt)
+                y = y * zz * _sigmoid(zz)
+            tl.store(y_ptr + off2, y.to(y_ptr.dtype.element_ty), mask=m2)
+        if PREFETCH:
+            ur, dr, zr, B3, C3 = nur, ndr, nzr, nB3, nC3
 
     if STATE_ONLY:
         tl.store(hout_ptr + st_off, h.to(hout_ptr.dtype.element_ty), mask=ndm)
@@ -306,7 +371,7 @@ def _bwd_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
-    CARRY_ONLY: tl.constexpr,
+    CARRY_ONLY: tl.constexpr, BY_SCAN: tl.constexpr, STAGES: tl.constexpr, DOT: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -355,7 +420,7 @@ def _bwd_kernel(
             tl.debug_barrier()
             h = tl.load(ckpt_ptr + (pid_b.to(tl.int64) * nseg + s) * dim * N + nd_off,
                         mask=ndm, other=0.0).to(cdt)
-            for k in range(0, n_chunks):
+            for k in tl.range(0, n_chunks, num_stages=STAGES):
                 tl.store(scr_ptr + scr_base + k * NP * BD + pnd, h)
                 t = t_seg + k * T + t_i
                 tm = t < L
@@ -366,10 +431,10 @@ def _bwd_kernel(
                 a = tl.exp2(dt[:, None, :] * A2[None, :, :])
                 B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
                               pid_b, d0, cdt)
-                ap, bp = tl.reduce((a, (dt * uu)[:, None, :] * B3), 0, _first_order)
+                ap, bp = _chunk_map(a, (dt * uu)[:, None, :] * B3, T, BY_SCAN)
                 h = ap * h + bp
             tl.debug_barrier()
-        for kr in range(0, n_chunks):
+        for kr in tl.range(0, n_chunks, num_stages=STAGES):
             k = n_chunks - 1 - kr
             t = t_seg + k * T + t_i
             tm = t < L
@@ -431,12 +496,12 @@ def _bwd_kernel(
                 gC = hs * dy[:, None, :]
                 if VAR_B:
                     _scatter_group(dB_ptr, gB, t, tm, n, nm, d, dm, cpgB, GB, L, dim, N, BD,
-                                   ONE_GROUP_B, pid_b, d0)
+                                   ONE_GROUP_B, pid_b, d0, T, NP, DOT)
                 else:
                     dB_acc += tl.sum(gB, axis=0)
                 if VAR_C:
                     _scatter_group(dC_ptr, gC, t, tm, n, nm, d, dm, cpgC, GC, L, dim, N, BD,
-                                   ONE_GROUP_C, pid_b, d0)
+                                   ONE_GROUP_C, pid_b, d0, T, NP, DOT)
                 else:
                     dC_acc += tl.sum(gC, axis=0)
 
@@ -466,13 +531,24 @@ def _bwd_kernel(
 
 @triton.jit
 def _scatter_group(ptr, g3, t, tm, n, nm, d, dm, cpg, G, L, dim, N: tl.constexpr,
-                   BD: tl.constexpr, ONE_GROUP: tl.constexpr, pid_b, d0):
+                   BD: tl.constexpr, ONE_GROUP: tl.constexpr, pid_b, d0, T: tl.constexpr,
+                   NP: tl.constexpr, DOT: tl.constexpr):
     """Add ``g3`` (T, NP, BD), summed over the channels of each group, into (b, G, N, L)."""
     msk = tm[:, None] & nm[None, :]
     off = n[None, :] * L + t[:, None]                              # (T, NP)
     if ONE_GROUP:
+        if DOT:
+            # The channel sum on the tensor cores, (T·NP, BD) @ (BD, 16) with a
+            # ones column: cheaper than log2(BD) rounds of lane shuffles.
+            # tf32x3 keeps float32 accuracy.
+            ones = tl.where((tl.arange(0, BD)[:, None] >= 0) & (tl.arange(0, 16)[None, :] == 0),
+                            1.0, 0.0)
+            r = tl.dot(tl.reshape(g3, (T * NP, BD)), ones, input_precision="tf32x3")
+            part = tl.reshape(tl.sum(r, axis=1), (T, NP))
+        else:
+            part = tl.sum(g3, axis=2)
         row = (pid_b.to(tl.int64) * G + d0 // cpg) * N * L
-        tl.atomic_add(ptr + row + off, tl.sum(g3, axis=2), mask=msk, sem="relaxed")
+        tl.atomic_add(ptr + row + off, part, mask=msk, sem="relaxed")
     else:
         g_lo = d0 // cpg
         g_hi = (tl.minimum(d0 + BD, dim) - 1) // cpg
@@ -501,6 +577,13 @@ class _Config:
     SEG: int
     num_warps: int
     R: int | None = None
+    BD_bwd: int | None = None         # backward tiles (default: the forward's)
+    num_warps_bwd: int | None = None
+    prefetch: bool = False            # forward: load chunk i+1 before computing chunk i
+    stages: int = 1                   # forward: Triton software-pipelining depth
+    stages_bwd: int = 1
+    fill: int = 16                    # warps per multiprocessor that ranges aim for
+    dot: bool = True                  # backward: channel sums of dB, dC on the tensor cores
 
 
 def _next_pow2(x: int) -> int:
@@ -521,18 +604,27 @@ def _default_config(N: int, interpret: bool) -> _Config:
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
+# Chunk end states come from a scan, never tl.reduce: compiled tl.reduce does not
+# keep the left-to-right order a non-commutative combine needs (seen on an H100,
+# Triton 3.6, whenever a channel block was partly masked).
+_BY_SCAN = True
 
 
 def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def _ranges(programs: int, nseg: int, device: torch.device, R: int | None) -> tuple[int, int]:
-    """Number of parallel time ranges and segments per range."""
+def _ranges(programs: int, nseg: int, device: torch.device, R: int | None, warps: int,
+            fill: int) -> tuple[int, int]:
+    """Number of parallel time ranges and segments per range.
+
+    Enough ranges that ``fill`` warps per multiprocessor have work; each
+    range beyond the first costs a second pass over u, delta and B.
+    """
     if R is None:
         if device.type == "cuda":
             sms = torch.cuda.get_device_properties(device).multi_processor_count
-            R = max(1, -(-4 * sms // max(programs, 1)))
+            R = max(1, -(-fill * sms // max(programs * warps, 1)))
         else:
             R = 1
     R = max(1, min(int(R), nseg))
@@ -558,6 +650,8 @@ class _Problem:
     R: int
     spr: int
     ndb: int
+    BD: int
+    num_warps: int
 
     def group_args(self):
         cpgB = self.dim // self.GB
@@ -566,19 +660,21 @@ class _Problem:
 
     def one_group(self):
         cpgB, _, cpgC, _ = self.group_args()
-        bd = self.cfg.BD
+        bd = self.BD
         return (not self.var_b) or cpgB % bd == 0, (not self.var_c) or cpgC % bd == 0
 
 
-def _problem(u, A, B, C, cfg: _Config) -> _Problem:
+def _problem(u, A, B, C, cfg: _Config, backward: bool = False) -> _Problem:
     b, dim, L = u.shape
     N = A.shape[1]
     var_b, var_c = B.dim() == 4, C.dim() == 4
+    BD = (cfg.BD_bwd or cfg.BD) if backward else cfg.BD
+    nw = (cfg.num_warps_bwd or cfg.num_warps) if backward else cfg.num_warps
     nseg = -(-L // cfg.SEG)
-    ndb = -(-dim // cfg.BD)
-    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R)
+    ndb = -(-dim // BD)
+    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, cfg.fill)
     return _Problem(b, dim, L, N, _next_pow2(N), var_b, var_c, B.shape[1] if var_b else 1,
-                    C.shape[1] if var_c else 1, cfg, nseg, R, spr, ndb)
+                    C.shape[1] if var_c else 1, cfg, nseg, R, spr, ndb, BD, nw)
 
 
 def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, pr: _Problem,
@@ -592,9 +688,10 @@ def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, p
     ckpt = torch.empty(b, pr.nseg, dim, N, device=dev, dtype=cdt) if save else last
     grid = (pr.ndb, b, pr.R)
     ogb, ogc = pr.one_group()
-    common = dict(SEG=cfg.SEG, N=N, NP=pr.NP, BD=cfg.BD, HAS_D=D is not None, HAS_Z=z is not None,
+    common = dict(SEG=cfg.SEG, N=N, NP=pr.NP, BD=pr.BD, HAS_D=D is not None, HAS_Z=z is not None,
                   HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), VAR_B=pr.var_b,
-                  VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=cfg.num_warps)
+                  VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=pr.num_warps,
+                  BY_SCAN=_BY_SCAN, PREFETCH=cfg.prefetch, STAGES=cfg.stages)
     dummy = A2
     ptrs = (u, delta, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy)
@@ -631,10 +728,13 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
     grid = (pr.ndb, b, R)
     ogb, ogc = pr.one_group()
     dummy = A2
-    common = dict(SEG=cfg.SEG, T=cfg.T_bwd, N=N, NP=pr.NP, BD=cfg.BD, HAS_D=D is not None,
+    common = dict(SEG=cfg.SEG, T=cfg.T_bwd, N=N, NP=pr.NP, BD=pr.BD, HAS_D=D is not None,
                   HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                   VAR_B=pr.var_b, VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc,
-                  HAS_H0=initial_state is not None, num_warps=cfg.num_warps)
+                  HAS_H0=initial_state is not None, num_warps=pr.num_warps, BY_SCAN=_BY_SCAN,
+                  STAGES=cfg.stages_bwd,
+                  DOT=bool(cfg.dot and cdt == torch.float32 and pr.BD >= 16
+                           and cfg.T_bwd * pr.NP >= 16))
     ptrs = (u, delta, A, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
     sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb)
@@ -649,7 +749,7 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
     else:
         qin = dlast
     K = cfg.SEG // cfg.T_bwd
-    scratch = torch.empty(b * R * pr.ndb * K * pr.NP * cfg.BD, device=dev, dtype=cdt)
+    scratch = torch.empty(b * R * pr.ndb * K * pr.NP * pr.BD, device=dev, dtype=cdt)
     du = torch.empty_like(u)
     ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else dummy
@@ -694,8 +794,9 @@ class _SelectiveScanTriton(torch.autograd.Function):
             dy = torch.zeros_like(u)
         if dlast is not None:
             dlast = dlast.to(A.dtype).contiguous()
+        pr = _problem(u, A, B, C, ctx.pr.cfg, backward=True)
         g = _backward(dy.contiguous(), dlast, u, delta, A, A2, B, C, D, z, delta_bias,
-                      initial_state, ctx.softplus, ckpt, ctx.pr)
+                      initial_state, ctx.softplus, ckpt, pr)
         return (g["u"], g["delta"], g["A"], g["B"], g["C"], g["D"], g["z"], g["delta_bias"],
                 g["initial_state"], None, None, None)
 
