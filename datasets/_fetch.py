@@ -63,11 +63,16 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
     >>> get_data_home(folder) == Path(folder)
     True
     """
-    if data_home is None:
-        data_home = os.environ.get("SCIAMBA_DATA", os.path.join("~", "sciamba_data"))
-    path = Path(data_home).expanduser()
+    path = data_home_path(data_home)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def data_home_path(data_home: str | os.PathLike | None = None) -> Path:
+    """The data home of :func:`get_data_home`, without creating it."""
+    if data_home is None:
+        data_home = os.environ.get("SCIAMBA_DATA", os.path.join("~", "sciamba_data"))
+    return Path(data_home).expanduser()
 
 
 def download(

@@ -177,10 +177,11 @@ def _resolve(path_or_name: str | os.PathLike, split: str | None) -> Path:
     if path.is_dir():
         directory, name = path, path.name
     else:
-        from ._fetch import get_data_home
+        # Reading never creates the data home as a side effect.
+        from ._fetch import data_home_path
 
         name = os.fspath(path_or_name)
-        directory = get_data_home() / "ucr" / name
+        directory = data_home_path() / "ucr" / name
         if not directory.is_dir():
             raise FileNotFoundError(
                 f"{name!r} is neither a file nor a directory, and no downloaded UCR set of "

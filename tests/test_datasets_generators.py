@@ -88,7 +88,7 @@ def test_make_ecg_matches_full_3d_ode(rng):
     )
     z = sol.y[2]
     ref = (z - z.min()) * 1.6 / (z.max() - z.min()) - 0.4
-    np.testing.assert_allclose(X, ref, atol=2e-3)
+    np.testing.assert_allclose(X, ref, atol=1e-3)  # observed ~2e-4
 
 
 def test_make_ecg_pvc_beats(rng):

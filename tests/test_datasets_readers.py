@@ -145,6 +145,10 @@ def test_read_ucr_by_name_from_data_home(tmp_path, monkeypatch, rng):
         read_ucr("Toy")  # there is no TRAIN file
     with pytest.raises(FileNotFoundError, match=r"fetch_ucr\('Nope'\)"):
         read_ucr("Nope")
+    monkeypatch.setenv("SCIAMBA_DATA", str(tmp_path / "fresh"))
+    with pytest.raises(FileNotFoundError):
+        read_ucr("Nope")
+    assert not (tmp_path / "fresh").exists()  # reading created nothing
 
 
 @pytest.mark.parametrize(
