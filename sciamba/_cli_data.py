@@ -284,8 +284,26 @@ def read_ucr_pair(path: str) -> Labelled:
         raise CLIError(f"UCR path not found: {path}")
     from sciamba.datasets import read_ucr
 
-    X_tr, y_tr = read_ucr(path, split="train")
-    X_te, y_te = read_ucr(path, split="test")
+    if os.path.isfile(path):
+        # NAME_TRAIN.ext and NAME_TEST.ext sit side by side: either one names the pair.
+        stem, ext = os.path.splitext(path)
+        if not stem.upper().endswith(("_TRAIN", "_TEST")):
+            raise CLIError(
+                f"{path} is not a UCR NAME_TRAIN/NAME_TEST file; give the dataset's folder "
+                "or its NAME_TRAIN file"
+            )
+        base = stem[: stem.upper().rfind("_")]
+        train_file, test_file = base + "_TRAIN" + ext, base + "_TEST" + ext
+        for f in (train_file, test_file):
+            if not os.path.isfile(f):
+                raise CLIError(f"UCR file not found: {f} (both the _TRAIN and _TEST files are needed)")
+        X_tr, y_tr = read_ucr(train_file)
+        X_te, y_te = read_ucr(test_file)
+    else:
+        X_tr, y_tr = read_ucr(path, split="train")
+        X_te, y_te = read_ucr(path, split="test")
+    if y_tr is None or y_te is None:
+        raise CLIError(f"{path} has no class labels to learn from")
     return Labelled(
         np.asarray(X_tr, dtype=np.float32),
         np.asarray(y_tr),

@@ -220,8 +220,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     val = [v for v in curves.get("validation", []) if np.isfinite(v)]
 
     # Scores on the held-back window: model and baselines saw only `train`.
-    pred_held = np.asarray(model.predict(train[None, :]))[0]
-    lo_held, hi_held = (np.asarray(a)[0] for a in model.predict_interval(train[None, :], coverage=args.coverage))
+    pred_held = np.asarray(model.predict(train[None, :]))[0]  # (H,)
+    lo_held, hi_held = np.asarray(model.predict_interval(train[None, :], coverage=args.coverage))[0]  # (2 H)
     train_filled = _fill_gaps(train)
     ar_order = ar_select_order(train_filled, min(24, max((train_filled.size - 2) // 2, 0))).order
     naive_held = naive_forecast(train_filled, horizon)
@@ -234,9 +234,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     ok = np.isfinite(held)
     inside = float(np.mean((held[ok] >= lo_held[ok]) & (held[ok] <= hi_held[ok])))
 
-    # Beyond the data: the same model, conditioned on the full series.
-    pred_fut = np.asarray(model.predict(values[None, :]))[0]
-    lo_fut, hi_fut = (np.asarray(a)[0] for a in model.predict_interval(values[None, :], coverage=args.coverage))
+    # Beyond the data: the same model, conditioned on the series up to its end. The
+    # estimator takes histories of the training length, so pass the last `split` values.
+    recent = values[None, n - split :]  # (1 split)
+    pred_fut = np.asarray(model.predict(recent))[0]
+    lo_fut, hi_fut = np.asarray(model.predict_interval(recent, coverage=args.coverage))[0]
     t_fut = future_times(time, horizon)
     full_filled = _fill_gaps(values)
     naive_fut = naive_forecast(full_filled, horizon)

@@ -89,25 +89,28 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     system = signal.dlti(*parts, dt=args.dt) if args.discrete else signal.lti(*parts)
     ss = system.to_ss()
     p = lambda *a: print(*a, file=out)  # noqa: E731
-    fmt = dict(precision=6, suppress_small=True, max_line_width=100)
-
     kind = "discrete" if args.discrete else "continuous"
     p(f"convert-lti: {kind} {type(system).__name__} with {ss.A.shape[0]} state(s), "
       f"{ss.B.shape[1]} input(s), {ss.C.shape[0]} output(s)")
-    layer = from_lti(system, dt=None if args.discrete else args.dt, method=args.method).double()
-    back = to_lti(layer)
-
+    layer = from_lti(system, dt=None if args.discrete else args.dt, method=args.method, dtype=torch.float64)
+    p(f"  layer     {layer}")
     if args.discrete:
         Ad, Bd, Cd, Dd = ss.A, ss.B, ss.C, ss.D
     else:
         Ad, Bd, Cd, Dd, _ = signal.cont2discrete((ss.A, ss.B, ss.C, ss.D), args.dt, method=args.method)
-        p(f"  continuous poles      {np.array2string(np.sort_complex(np.linalg.eigvals(ss.A)), **fmt)}")
-    p(f"  layer                 {type(layer).__name__}, dt={args.dt:g}"
-      + ("" if args.discrete else f", method={args.method!r}"))
-    p(f"  to_lti(layer)         {type(back).__name__}, dt={back.dt}")
-    for name, mat in zip("ABCD", (back.A, back.B, back.C, back.D)):
-        p(f"    {name} =\n" + _indent(np.array2string(np.asarray(mat), **fmt), 6))
-    p(f"  discrete poles        {np.array2string(np.sort_complex(np.linalg.eigvals(Ad)), **fmt)}")
+        A = layer.continuous_matrices()[0].detach().numpy()
+        p(f"  continuous poles  {_arr(np.sort_complex(np.linalg.eigvals(A)))}")
+    # What the layer actually runs, next to scipy's own discretization of the system.
+    mats = [m.detach().numpy() for m in layer.discrete_matrices()]
+    p(f"  discrete matrices the layer runs (x[k+1] = Ad x[k] + Bd u[k], y[k] = Cd x[k] + Dd u[k]):")
+    for name, mat in zip(("Ad", "Bd", "Cd", "Dd"), mats):
+        p(f"    {name} =\n" + _indent(_arr(mat), 6))
+    p(f"  discrete poles    {_arr(np.sort_complex(np.linalg.eigvals(mats[0])))}")
+    if not args.discrete:
+        same = all(np.shape(a) == np.shape(b) and np.allclose(a, b, rtol=1e-10, atol=1e-12)
+                   for a, b in zip(mats, (Ad, Bd, Cd, Dd)))
+        p("  scipy.signal.cont2discrete gives " + ("the same matrices" if same else
+          "another realization (a change of state basis); the responses are compared below"))
 
     # Same discrete system through the layer and through scipy.signal.dlsim.
     n_in = ss.B.shape[1]
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     for name, u in inputs.items():
         with torch.no_grad():
             y_layer = layer(torch.as_tensor(u[None], dtype=torch.float64))[0].numpy()  # (p L)
-        _, y_ref = signal.dlsim((Ad, Bd, Cd, Dd, args.dt), u.T)
+        y_ref = signal.dlsim((Ad, Bd, Cd, Dd, args.dt), u.T)[1]  # (L p)
         y_ref = np.atleast_2d(y_ref.T)  # (p L)
         err = float(np.max(np.abs(y_layer - y_ref)))
         scale = float(np.max(np.abs(y_ref))) or 1.0
@@ -132,11 +135,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         responses[name] = (u, y_layer, y_ref)
         p(f"  {name:<8} response   max |layer - scipy.signal.dlsim| = {err:.3e} (relative {err / scale:.3e})")
     # And the round trip: to_lti(layer) must respond like the original.
+    back = to_lti(layer)
     back_d = back if back.dt is not None else back.to_discrete(args.dt, method=args.method)
-    _, y_back = signal.dlsim((back_d.A, back_d.B, back_d.C, back_d.D, args.dt), inputs["random"].T)
+    y_back = signal.dlsim((back_d.A, back_d.B, back_d.C, back_d.D, args.dt), inputs["random"].T)[1]
     y_ref = responses["random"][2]
     rt = float(np.max(np.abs(np.atleast_2d(y_back.T) - y_ref))) / (float(np.max(np.abs(y_ref))) or 1.0)
-    p(f"  round trip: to_lti(from_lti(sys)) random response, relative max error {rt:.3e}")
+    p(f"  round trip: to_lti(layer) is a {type(back).__name__}; its random-input response "
+      f"differs from the system's by {rt:.3e} (relative)")
     worst = max(worst, rt)
     ok = worst <= RTOL
     p(f"  {'OK' if ok else 'MISMATCH'}: largest relative error {worst:.3e} (tolerance {RTOL:g})")
@@ -149,6 +154,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                  t=t, u=u[0], y_layer=y_layer, y_scipy=y_ref)
         p(f"  wrote {args.plot}")
     return 0 if ok else 1
+
+
+def _arr(a) -> str:
+    return np.array2string(np.asarray(a), precision=6, suppress_small=True, max_line_width=100)
 
 
 def _indent(text: str, n: int) -> str:
