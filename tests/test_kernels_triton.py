@@ -1,0 +1,236 @@
+"""Triton selective-scan kernels against the float64 reference.
+
+On a machine without CUDA these run under Triton's interpreter
+(``TRITON_INTERPRET=1``, set in conftest), so sizes are small; the same tests
+run compiled on a GPU. Tile sizes are forced small through
+``_triton_scan._CONFIG_OVERRIDE`` so that short sequences still cross chunk,
+segment and parallel-range boundaries, and channel blocks straddle B/C groups.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sciamba.kernels import selective_scan_ref
+from sciamba.kernels import _triton_scan as ts
+
+pytestmark = pytest.mark.triton
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+ARGS = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"]
+
+
+def _t(rng, shape, dtype=torch.float64, scale=1.0, shift=0.0):
+    return torch.tensor(rng.standard_normal(shape) * scale + shift, dtype=dtype, device=DEV)
+
+
+def make_case(rng, b, d, L, N, *, G=1, varB=True, varC=True, D=True, z=True, bias=True,
+              h0=True, dtype=torch.float64):
+    """Random inputs in `dtype` (A, D, bias, h0, B, C in float32 unless float64)."""
+    wdt = torch.float64 if dtype == torch.float64 else torch.float32
+    ins = {
+        "u": _t(rng, (b, d, L), dtype),
+        "delta": _t(rng, (b, d, L), dtype, 0.7),
+        "A": -torch.tensor(rng.uniform(0.05, 3.0, (d, N)), dtype=wdt, device=DEV),
+        "B": _t(rng, (b, G, N, L), wdt) if varB else _t(rng, (d, N), wdt),
+        "C": _t(rng, (b, G, N, L), wdt) if varC else _t(rng, (d, N), wdt),
+        "D": _t(rng, (d,), wdt) if D else None,
+        "z": _t(rng, (b, d, L), dtype) if z else None,
+        "delta_bias": _t(rng, (d,), wdt, 0.3) if bias else None,
+        "initial_state": _t(rng, (b, d, N), wdt) if h0 else None,
+    }
+    return ins
+
+
+def run_both(ins, softplus, *, grads=True, dtype_out=None):
+    """(y, last, grads) from the Triton kernels and from the float64 reference."""
+    live = [k for k in ARGS if ins[k] is not None]
+    tri = {k: (ins[k].clone().requires_grad_(grads) if ins[k] is not None else None) for k in ARGS}
+    ref = {k: (ins[k].detach().double().clone().requires_grad_(grads) if ins[k] is not None
+               else None) for k in ARGS}
+    y, last = ts.selective_scan_triton(
+        tri["u"], tri["delta"], tri["A"], tri["B"], tri["C"], tri["D"], tri["z"],
+        tri["delta_bias"], softplus, True, tri["initial_state"])
+    yr, lr = selective_scan_ref(
+        ref["u"], ref["delta"], ref["A"], ref["B"], ref["C"], ref["D"], ref["z"],
+        ref["delta_bias"], softplus, True, initial_state=ref["initial_state"])
+    out = {"y": (y, yr), "last": (last, lr)}
+    if grads:
+        gen = torch.Generator(device=DEV).manual_seed(int(torch.randint(0, 2**31, (1,))))
+        gy = torch.randn(yr.shape, generator=gen, device=DEV, dtype=torch.float64)
+        gl = torch.randn(lr.shape, generator=gen, device=DEV, dtype=torch.float64)
+        g = torch.autograd.grad((y.double() * gy).sum() + (last.double() * gl).sum(),
+                                [tri[k] for k in live])
+        gr = torch.autograd.grad((yr * gy).sum() + (lr * gl).sum(), [ref[k] for k in live])
+        for k, a, r in zip(live, g, gr):
+            out["d" + k] = (a, r)
+    return out
+
+
+def assert_close(out, rtol, atol):
+    for name, (a, r) in out.items():
+        assert a.shape == r.shape, name
+        assert torch.isfinite(a).all(), name
+        torch.testing.assert_close(a.double(), r.double(), rtol=rtol, atol=atol, msg=name)
+
+
+@pytest.fixture
+def tiles(monkeypatch):
+    """Force tile sizes (and the number of parallel time ranges)."""
+
+    def set_(BD=4, T_fwd=4, T_bwd=2, SEG=8, R=None, num_warps=1, BD_bwd=None):
+        monkeypatch.setattr(ts, "_CONFIG_OVERRIDE", ts._Config(
+            BD=BD, T_fwd=T_fwd, T_bwd=T_bwd, SEG=SEG, num_warps=num_warps, R=R,
+            BD_bwd=BD_bwd))
+
+    return set_
+
+
+# (b, d, L, N, G, varB, varC, D, z, bias, h0, softplus, tiles)
+CASES = [
+    # every optional input, grouped B/C whose groups straddle channel blocks,
+    # three parallel time ranges of several segments and chunks
+    (2, 6, 45, 3, 3, True, True, True, True, True, True, True, dict(BD=4, R=3)),
+    # nothing optional; L = 1
+    (1, 3, 1, 4, 1, True, True, False, False, False, False, False, dict(BD=4)),
+    (2, 5, 2, 4, 1, True, True, True, False, True, False, True, dict(BD=4)),
+    (1, 7, 3, 1, 1, True, True, False, True, False, True, False, dict(BD=4)),
+    # time-invariant B and C, initial state, odd dim, forward and backward tiles differ
+    (2, 5, 17, 4, 1, False, False, True, True, True, True, True, dict(BD=4, R=2, BD_bwd=8)),
+    # variable B with time-invariant C (and the reverse)
+    (1, 9, 17, 2, 1, True, False, True, False, True, True, True, dict(BD=4)),
+    (1, 4, 16, 2, 2, False, True, False, True, False, False, False, dict(BD=2)),
+    # N = 16 (the Mamba default) with one group over two channel blocks
+    (1, 9, 64, 16, 1, True, True, True, True, True, True, True, dict(BD=8, T_fwd=8, T_bwd=4,
+                                                                       SEG=16, R=2)),
+    # N = 64, a channel block of 16 partly masked
+    (1, 5, 9, 64, 1, True, True, True, True, True, True, True, dict(BD=16, T_fwd=2, T_bwd=2)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "b{}d{}L{}N{}G{}".format(*c[:5]))
+def test_float64_forward_and_gradients(case, rng, tiles):
+    b, d, L, N, G, varB, varC, D, z, bias, h0, softplus, cfg = case
+    tiles(**cfg)
+    ins = make_case(rng, b, d, L, N, G=G, varB=varB, varC=varC, D=D, z=z, bias=bias, h0=h0)
+    assert_close(run_both(ins, softplus), rtol=1e-10, atol=1e-11)
+
+
+def test_long_sequence_float64(rng, tiles):
+    """L = 257: many segments, ranges and a partial last chunk, default tiles."""
+    tiles(BD=8, T_fwd=8, T_bwd=4, SEG=32, R=3)
+    ins = make_case(rng, 1, 3, 257, 4)
+    assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
+
+
+def test_default_config_runs(rng):
+    """The tiles chosen without an override (interpreter or GPU) are right too."""
+    ins = make_case(rng, 1, 19, 20, 16, G=1)
+    assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", [(torch.float32, 6e-5, 2e-4),
+                                             (torch.bfloat16, 3e-2, 5e-2)])
+def test_low_precision_inputs(dtype, rtol, atol, rng, tiles):
+    """fp32 (ten times tighter than mamba_ssm's own test) and bf16 inputs."""
+    tiles(BD=8, T_fwd=8, T_bwd=4, SEG=16, R=2)
+    ins = make_case(rng, 2, 7, 40, 16, dtype=dtype)
+    out = run_both(ins, True)
+    y, yr = out.pop("y")
+    assert y.dtype == dtype and out["last"][0].dtype == torch.float32
+    # The reference ran on the same rounded inputs, in float64; y is rounded once.
+    torch.testing.assert_close(y.double(), yr.to(dtype).double(), rtol=rtol, atol=atol)
+    grad_tol = (rtol * 5, atol * 10) if dtype == torch.bfloat16 else (rtol, atol)
+    for name, (a, r) in out.items():
+        scale = r.abs().max().item() + 1.0
+        assert torch.isfinite(a).all(), name
+        assert (a.double() - r.double()).abs().max().item() <= grad_tol[1] * scale + \
+            grad_tol[0] * r.abs().max().item(), name
+
+
+def test_extreme_steps_stay_finite(rng, tiles):
+    """Δ from 1e-6 to 1e3 and A down to -1e3: no NaN or inf, and still exact."""
+    tiles(BD=4, T_fwd=4, T_bwd=2, SEG=8)
+    b, d, L, N = 1, 5, 24, 4
+    ins = make_case(rng, b, d, L, N, bias=False)
+    ins["delta"] = torch.tensor(10 ** rng.uniform(-6, 3, (b, d, L)), dtype=torch.float64,
+                                device=DEV)
+    ins["A"] = -torch.tensor(10 ** rng.uniform(-3, 3, (d, N)), dtype=torch.float64, device=DEV)
+    out = run_both(ins, False)
+    for name, (a, _) in out.items():
+        assert torch.isfinite(a).all(), name
+    assert_close(out, rtol=1e-9, atol=1e-9)
+    # softplus of huge arguments is the identity (threshold 20, as mamba_ssm)
+    ins["delta"] = ins["delta"] * 1e3
+    out = run_both(ins, True, grads=True)
+    for name, (a, _) in out.items():
+        assert torch.isfinite(a).all(), name
+
+
+def test_ranges_agree_with_one_pass(rng, tiles):
+    """Splitting time into parallel ranges gives the sequential result."""
+    ins = make_case(rng, 1, 4, 50, 4)
+    tiles(BD=4, SEG=8, R=1)
+    y1, s1 = ts.selective_scan_triton(*[ins[k] for k in ARGS[:8]], True, True,
+                                      ins["initial_state"])
+    tiles(BD=4, SEG=8, R=5)
+    y5, s5 = ts.selective_scan_triton(*[ins[k] for k in ARGS[:8]], True, True,
+                                      ins["initial_state"])
+    torch.testing.assert_close(y1, y5, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(s1, s5, rtol=1e-12, atol=1e-12)
+
+
+def test_zero_steps_leave_the_state_unchanged(rng, tiles):
+    """Left padding with Δ = 0 (no softplus) does not move the state."""
+    tiles(BD=4)
+    ins = make_case(rng, 1, 3, 20, 4, D=False, z=False, bias=False)
+    y, last = ts.selective_scan_triton(*[ins[k] for k in ARGS[:8]], False, True,
+                                       ins["initial_state"])
+    pad = {k: v for k, v in ins.items()}
+    pad["u"] = torch.cat([_t(rng, (1, 3, 7)), ins["u"]], -1)
+    pad["delta"] = torch.cat([torch.zeros(1, 3, 7, dtype=torch.float64, device=DEV),
+                              ins["delta"]], -1)
+    pad["B"] = torch.cat([_t(rng, (1, 1, 4, 7)), ins["B"]], -1)
+    pad["C"] = torch.cat([_t(rng, (1, 1, 4, 7)), ins["C"]], -1)
+    yp, lastp = ts.selective_scan_triton(*[pad[k] for k in ARGS[:8]], False, True,
+                                         pad["initial_state"])
+    torch.testing.assert_close(yp[..., 7:], y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(lastp, last, rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck(rng, tiles):
+    """torch.autograd.gradcheck of the Triton autograd.Function, float64."""
+    tiles(BD=2, T_fwd=2, T_bwd=2, SEG=4, R=2)
+    ins = make_case(rng, 1, 3, 7, 2, G=1)
+    live = [k for k in ARGS if ins[k] is not None]
+
+    def f(*xs):
+        kw = dict(zip(live, xs))
+        y, last = ts.selective_scan_triton(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"],
+                                           kw["D"], kw["z"], kw["delta_bias"], True, True,
+                                           kw["initial_state"])
+        return y, last
+
+    xs = [ins[k].clone().requires_grad_(True) for k in live]
+    assert torch.autograd.gradcheck(f, xs, eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)
+
+
+def test_no_grad_path_matches_grad_path(rng, tiles):
+    """Without autograd no checkpoints are saved; the output is the same."""
+    tiles(BD=4, SEG=8)
+    ins = make_case(rng, 1, 5, 30, 4)
+    with torch.no_grad():
+        y0 = ts.selective_scan_triton(*[ins[k] for k in ARGS[:8]], True, False,
+                                      ins["initial_state"])
+    u = ins["u"].clone().requires_grad_(True)
+    y1 = ts.selective_scan_triton(u, *[ins[k] for k in ARGS[1:8]], True, False,
+                                  ins["initial_state"])
+    assert y1.requires_grad
+    torch.testing.assert_close(y0, y1.detach(), rtol=0, atol=0)
+    assert math.isfinite(float(y0.abs().sum()))
+    assert isinstance(y0, torch.Tensor) and not isinstance(y0, tuple)
+    assert np.isfinite(y0.cpu().numpy()).all()
