@@ -372,6 +372,7 @@ def _bwd_kernel(
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
     CARRY_ONLY: tl.constexpr, BY_SCAN: tl.constexpr, STAGES: tl.constexpr, DOT: tl.constexpr,
+    REV_FLIP: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -443,7 +444,6 @@ def _bwd_kernel(
             # Δ_{t+1}: the decay that carries q_{t+1} back to q_t (1 past the end).
             m2n = (t[:, None] + 1 < L) & dm[None, :]
             dtn, _ = _step_sizes(delta_ptr, bias, off2 + 1, m2n, HAS_BIAS, SOFTPLUS, cdt)
-            alpha = tl.exp2(dtn[:, None, :] * A2[None, :, :])     # (T, NP, BD)
             dout = tl.load(dout_ptr + off2, mask=m2, other=0.0).to(cdt)
             C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C,
                           pid_b, d0, cdt)
@@ -453,10 +453,24 @@ def _bwd_kernel(
                 dy = dout * zz * sz
             else:
                 dy = dout
-            c = C3 * dy[:, None, :]                                # (T, NP, BD)
-            qa, qc = tl.associative_scan((alpha, c), 0, _first_order, reverse=True)
-            qs = qa * q[None, :, :] + qc                           # q_t, (T, NP, BD)
-            q = tl.sum(tl.where(t_i[:, None, None] == 0, qs, 0.0), axis=0)
+            if REV_FLIP:
+                # The reverse scan as a forward scan of time-flipped tiles: the
+                # compiled reverse=True scan shuffles every element across lanes.
+                alpha = tl.exp2(tl.flip(dtn, 0)[:, None, :] * A2[None, :, :])
+                if VAR_C:
+                    c = tl.flip(C3, 0) * tl.flip(dy, 0)[:, None, :]
+                else:
+                    c = C3 * tl.flip(dy, 0)[:, None, :]
+                qa, qc = tl.associative_scan((alpha, c), 0, _first_order)
+                qs = qa * q[None, :, :] + qc                       # q, time flipped
+                q = tl.sum(tl.where(t_i[:, None, None] == T - 1, qs, 0.0), axis=0)
+                qs = tl.flip(qs, 0)                                # q_t, (T, NP, BD)
+            else:
+                alpha = tl.exp2(dtn[:, None, :] * A2[None, :, :])  # (T, NP, BD)
+                c = C3 * dy[:, None, :]
+                qa, qc = tl.associative_scan((alpha, c), 0, _first_order, reverse=True)
+                qs = qa * q[None, :, :] + qc                       # q_t, (T, NP, BD)
+                q = tl.sum(tl.where(t_i[:, None, None] == 0, qs, 0.0), axis=0)
             if CARRY_ONLY:
                 sq += tl.sum(dtn, axis=0)
             else:
@@ -583,7 +597,9 @@ class _Config:
     stages: int = 1                   # forward: Triton software-pipelining depth
     stages_bwd: int = 1
     fill: int = 16                    # warps per multiprocessor that ranges aim for
+    fill_bwd: int | None = None
     dot: bool = False                 # backward: channel sums of dB, dC on the tensor cores
+    rev_flip: bool = True             # backward: reverse scan as a scan of flipped tiles
 
 
 def _next_pow2(x: int) -> int:
@@ -604,12 +620,13 @@ def _default_config(N: int, itemsize: int, interpret: bool) -> _Config:
         # chunks per segment and segments per range so every path is exercised.
         return _Config(BD=16, T_fwd=8, T_bwd=4, SEG=16, num_warps=1)
     if itemsize <= 2:
-        bd, t_fwd = 32, max(2, min(32, 64 // NP))
+        bd, t_fwd, fill = 32, max(2, min(32, 64 // NP)), 16
     else:
-        bd, t_fwd = 16, max(2, min(32, 128 // NP))
-    t_bwd = max(2, min(16, 64 // NP))
-    return _Config(BD=bd, T_fwd=t_fwd, T_bwd=t_bwd, SEG=128, num_warps=1, stages=3,
-                   BD_bwd=16, num_warps_bwd=1, stages_bwd=1, dot=False)
+        bd, t_fwd, fill = 16, max(2, min(32, 128 // NP)), 64
+    t_bwd = max(2, min(16, 128 // NP))
+    return _Config(BD=bd, T_fwd=t_fwd, T_bwd=t_bwd, SEG=128, num_warps=1, stages=3, fill=fill,
+                   BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=32, dot=False,
+                   rev_flip=True)
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
@@ -681,7 +698,8 @@ def _problem(u, A, B, C, cfg: _Config, backward: bool = False) -> _Problem:
     nw = (cfg.num_warps_bwd or cfg.num_warps) if backward else cfg.num_warps
     nseg = -(-L // cfg.SEG)
     ndb = -(-dim // BD)
-    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, cfg.fill)
+    fill = (cfg.fill_bwd or cfg.fill) if backward else cfg.fill
+    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, fill)
     return _Problem(b, dim, L, N, _next_pow2(N), var_b, var_c, B.shape[1] if var_b else 1,
                     C.shape[1] if var_c else 1, cfg, nseg, R, spr, ndb, BD, nw)
 
@@ -743,7 +761,7 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
                   HAS_H0=initial_state is not None, num_warps=pr.num_warps, BY_SCAN=_BY_SCAN,
                   STAGES=cfg.stages_bwd,
                   DOT=bool(cfg.dot and cdt == torch.float32 and pr.BD >= 16
-                           and cfg.T_bwd * pr.NP >= 16))
+                           and cfg.T_bwd * pr.NP >= 16), REV_FLIP=cfg.rev_flip)
     ptrs = (u, delta, A, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
     sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb)
