@@ -85,13 +85,25 @@ def _chunk_map(a, b, T: tl.constexpr, BY_SCAN: tl.constexpr):
 
 
 @triton.jit
-def _softplus(x):
+def _log2(x, FAST: tl.constexpr):
+    if FAST:
+        # MUFU.LG2 instead of libdevice's polynomial (float32 on a GPU only).
+        return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x],
+                                         dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        return tl.log2(x)
+
+
+@triton.jit
+def _softplus(x, FAST: tl.constexpr):
     # log1p(exp(x)) for x <= 20 and x above (mamba_ssm's threshold). log1p is
-    # computed with Goldberg's correction, accurate where exp(x) << eps.
+    # computed with Goldberg's correction, accurate where exp(x) << eps; the
+    # approximate division and log2 keep it cheap (a few ulp in float32).
     e = tl.exp(tl.minimum(x, 20.0))
     one_p = 1.0 + e
     den = one_p - 1.0
-    lp = tl.where(den == 0.0, e, tl.log(one_p) * (e / tl.where(den == 0.0, 1.0, den)))
+    ratio = tl.fdiv(e, tl.where(den == 0.0, 1.0, den))
+    lp = tl.where(den == 0.0, e, _log2(one_p, FAST) * 0.6931471805599453 * ratio)
     return tl.where(x <= 20.0, lp, x)
 
 
@@ -99,22 +111,23 @@ def _softplus(x):
 def _softplus_grad(x):
     # d softplus / dx = sigmoid(x) below the threshold, 1 above.
     e = tl.exp(tl.minimum(x, 20.0))
-    return tl.where(x <= 20.0, e / (1.0 + e), 1.0)
+    return tl.where(x <= 20.0, tl.fdiv(e, 1.0 + e), 1.0)
 
 
 @triton.jit
 def _sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
+    return tl.fdiv(1.0, 1.0 + tl.exp(-x))
 
 
 @triton.jit
-def _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, cdt):
+def _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, cdt,
+                FAST: tl.constexpr):
     """Δ tile ``(T, BD)``; 0 where masked (a step with Δ = 0 is the identity)."""
     x = tl.load(delta_ptr + off2, mask=m2, other=0.0).to(cdt)
     if HAS_BIAS:
         x = x + bias[None, :]
     if SOFTPLUS:
-        dt = _softplus(x)
+        dt = _softplus(x, FAST)
     else:
         dt = x
     return tl.where(m2, dt, 0.0), x
@@ -168,13 +181,14 @@ def _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, like,
 
 
 @triton.jit
-def _dt_from_raw(x_raw, bias, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, cdt):
+def _dt_from_raw(x_raw, bias, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, cdt,
+                 FAST: tl.constexpr):
     """Δ from loaded raw delta; 0 where masked (a step with Δ = 0 is the identity)."""
     x = x_raw.to(cdt)
     if HAS_BIAS:
         x = x + bias[None, :]
     if SOFTPLUS:
-        dt = _softplus(x)
+        dt = _softplus(x, FAST)
     else:
         dt = x
     return tl.where(m2, dt, 0.0), x
@@ -222,7 +236,7 @@ def _fwd_kernel(
     HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr,
     STATE_ONLY: tl.constexpr, SAVE_CKPT: tl.constexpr, WRITE_LAST: tl.constexpr,
-    BY_SCAN: tl.constexpr, PREFETCH: tl.constexpr, STAGES: tl.constexpr,
+    BY_SCAN: tl.constexpr, PREFETCH: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -280,7 +294,7 @@ def _fwd_kernel(
                                              row_off, t, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
                                              HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B,
                                              VAR_C, ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
-        dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt)
+        dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
         uu = ur.to(cdt)
         dtu = dt * uu                                             # (T, BD)
         a = tl.exp2(dt[:, None, :] * A2[None, :, :])              # (T, NP, BD)
@@ -372,7 +386,7 @@ def _bwd_kernel(
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
     CARRY_ONLY: tl.constexpr, BY_SCAN: tl.constexpr, STAGES: tl.constexpr, DOT: tl.constexpr,
-    REV_FLIP: tl.constexpr,
+    REV_FLIP: tl.constexpr, FAST: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -427,7 +441,7 @@ def _bwd_kernel(
                 tm = t < L
                 m2 = tm[:, None] & dm[None, :]
                 off2 = row_off + t[:, None]
-                dt, _ = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt)
+                dt, _ = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
                 uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
                 a = tl.exp2(dt[:, None, :] * A2[None, :, :])
                 B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
@@ -443,7 +457,7 @@ def _bwd_kernel(
             off2 = row_off + t[:, None]
             # Δ_{t+1}: the decay that carries q_{t+1} back to q_t (1 past the end).
             m2n = (t[:, None] + 1 < L) & dm[None, :]
-            dtn, _ = _step_sizes(delta_ptr, bias, off2 + 1, m2n, HAS_BIAS, SOFTPLUS, cdt)
+            dtn, _ = _step_sizes(delta_ptr, bias, off2 + 1, m2n, HAS_BIAS, SOFTPLUS, cdt, FAST)
             dout = tl.load(dout_ptr + off2, mask=m2, other=0.0).to(cdt)
             C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C,
                           pid_b, d0, cdt)
@@ -475,7 +489,7 @@ def _bwd_kernel(
                 sq += tl.sum(dtn, axis=0)
             else:
                 h0 = tl.load(scr_ptr + scr_base + k * NP * BD + pnd)  # (NP, BD)
-                dt, x = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt)
+                dt, x = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
                 uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
                 dtu = dt * uu
                 a = tl.exp2(dt[:, None, :] * A2[None, :, :])
@@ -537,7 +551,7 @@ def _bwd_kernel(
             if pid_r == 0:
                 # dL/dh_{-1} = e^{Δ_0 A} q_0.
                 m1 = dm[None, :]
-                dt0, _ = _step_sizes(delta_ptr, bias, row_off, m1, HAS_BIAS, SOFTPLUS, cdt)
+                dt0, _ = _step_sizes(delta_ptr, bias, row_off, m1, HAS_BIAS, SOFTPLUS, cdt, FAST)
                 a0 = tl.exp2(tl.sum(dt0, axis=0)[None, :] * A2)
                 tl.store(dh0_ptr + pid_b.to(tl.int64) * dim * N + nd_off,
                          (a0 * q).to(dh0_ptr.dtype.element_ty), mask=ndm)
@@ -636,6 +650,11 @@ _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
 _BY_SCAN = True
 
 
+def _fast_math(u: torch.Tensor, cdt: torch.dtype) -> bool:
+    """MUFU approximations through inline PTX: float32 math compiled for CUDA only."""
+    return cdt == torch.float32 and u.device.type == "cuda" and not _interpreting()
+
+
 def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
@@ -718,7 +737,8 @@ def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, p
     common = dict(SEG=cfg.SEG, N=N, NP=pr.NP, BD=pr.BD, HAS_D=D is not None, HAS_Z=z is not None,
                   HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), VAR_B=pr.var_b,
                   VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=pr.num_warps,
-                  BY_SCAN=_BY_SCAN, PREFETCH=cfg.prefetch, STAGES=cfg.stages)
+                  BY_SCAN=_BY_SCAN, PREFETCH=cfg.prefetch, STAGES=cfg.stages,
+                  FAST=_fast_math(u, cdt))
     dummy = A2
     ptrs = (u, delta, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy)
@@ -761,7 +781,8 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
                   HAS_H0=initial_state is not None, num_warps=pr.num_warps, BY_SCAN=_BY_SCAN,
                   STAGES=cfg.stages_bwd,
                   DOT=bool(cfg.dot and cdt == torch.float32 and pr.BD >= 16
-                           and cfg.T_bwd * pr.NP >= 16), REV_FLIP=cfg.rev_flip)
+                           and cfg.T_bwd * pr.NP >= 16), REV_FLIP=cfg.rev_flip,
+                  FAST=_fast_math(u, cdt))
     ptrs = (u, delta, A, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
     sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb)
