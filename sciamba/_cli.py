@@ -21,7 +21,7 @@ from typing import Sequence, TextIO
 
 from ._version import __version__
 
-__all__ = ["CLIError", "build_parser", "main"]
+__all__ = ["CLIError", "build_parser", "fast_mode", "main"]
 
 #: Exit status of a run that failed because of its input (argparse uses 2 too).
 EXIT_BAD_INPUT = 2
@@ -43,6 +43,11 @@ def _subcommand_modules():
         "convert-lti": _cli_lti,
         "info": _cli_info,
     }
+
+
+def fast_mode() -> bool:
+    """``SCIAMBA_FAST=1``: tiny training budgets, for the test suite and smoke runs."""
+    return os.environ.get("SCIAMBA_FAST", "0") not in ("", "0")
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, training: bool = True) -> None:

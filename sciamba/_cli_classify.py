@@ -18,10 +18,12 @@ from typing import TextIO
 
 import numpy as np
 
-from ._cli import CLIError, add_common_options
+from ._cli import CLIError, add_common_options, fast_mode
 from ._cli_data import CLASSIFY_DATASETS, load_classify_dataset, read_ucr_pair
 
 DEFAULT_DATASET = "mitdb100-beats"
+DEFAULT_MAX_EPOCHS = 15
+FAST_MAX_EPOCHS = 1
 
 
 def add_parser(subparsers) -> None:
@@ -41,7 +43,9 @@ def add_parser(subparsers) -> None:
                      help="a UCR dataset: its folder (with NAME_TRAIN/NAME_TEST files) or one of its files")
     p.add_argument("--test-size", type=float, default=0.3,
                    help="fraction held out for testing a shipped dataset (default: 0.3)")
-    p.add_argument("--max-epochs", type=int, default=15, help="training epochs at most (default: 15)")
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help=f"training epochs at most (default: {DEFAULT_MAX_EPOCHS}; "
+                        f"{FAST_MAX_EPOCHS} when SCIAMBA_FAST=1)")
     p.add_argument("--d-model", type=int, default=32, help="model width (default: 32)")
     p.add_argument("--n-layers", type=int, default=2, help="Mamba blocks (default: 2)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
@@ -60,6 +64,8 @@ def _standardize(X: np.ndarray) -> np.ndarray:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     if not 0.0 < args.test_size < 1.0:
         raise CLIError(f"--test-size must be strictly between 0 and 1, got {args.test_size}")
+    if args.max_epochs is None:
+        args.max_epochs = FAST_MAX_EPOCHS if fast_mode() else DEFAULT_MAX_EPOCHS
     if args.max_epochs < 1:
         raise CLIError(f"--max-epochs must be a positive integer, got {args.max_epochs}")
     if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):

@@ -24,7 +24,7 @@ from typing import TextIO
 
 import numpy as np
 
-from ._cli import CLIError, add_common_options
+from ._cli import CLIError, add_common_options, fast_mode
 from ._cli_data import (
     FORECAST_DATASETS,
     Series,
@@ -38,6 +38,8 @@ DEFAULT_DATASET = "sunspots-monthly"
 #: Training budget of the default run, chosen so `sciamba` with no options
 #: finishes in under two minutes on two CPU cores (measured; see README).
 DEFAULT_MAX_EPOCHS = 30
+#: Epochs under SCIAMBA_FAST=1 (the test suite's end-to-end run).
+FAST_MAX_EPOCHS = 2
 #: At least this many training windows, or the series is too short.
 MIN_WINDOWS = 8
 
@@ -70,8 +72,9 @@ def add_parser(subparsers) -> None:
                    help="history the model conditions on (default: 3 x horizon, clipped to the data)")
     p.add_argument("--coverage", type=float, default=0.9,
                    help="nominal coverage of the prediction interval (default: 0.9)")
-    p.add_argument("--max-epochs", type=int, default=DEFAULT_MAX_EPOCHS,
-                   help=f"training epochs at most; early stopping may end sooner (default: {DEFAULT_MAX_EPOCHS})")
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help=f"training epochs at most; early stopping may end sooner (default: "
+                        f"{DEFAULT_MAX_EPOCHS}; {FAST_MAX_EPOCHS} when SCIAMBA_FAST=1)")
     p.add_argument("--d-model", type=int, default=32, help="model width (default: 32)")
     p.add_argument("--n-layers", type=int, default=2, help="Mamba blocks (default: 2)")
     p.add_argument("--backbone", default="mamba", choices=["mamba", "s4d", "transformer", "lstm"],
@@ -167,6 +170,8 @@ def _format_time(t) -> str:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     if not 0.0 < args.coverage < 1.0:
         raise CLIError(f"--coverage must be strictly between 0 and 1, got {args.coverage}")
+    if args.max_epochs is None:
+        args.max_epochs = FAST_MAX_EPOCHS if fast_mode() else DEFAULT_MAX_EPOCHS
     if args.max_epochs < 1:
         raise CLIError(f"--max-epochs must be a positive integer, got {args.max_epochs}")
     for path in (args.plot, args.out):

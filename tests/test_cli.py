@@ -196,3 +196,178 @@ def test_future_times_month_lengths_without_a_frequency():
 def test_future_times_numeric():
     fut = future_times(np.array([0.0, 0.5, 1.0, 1.5]), 3)
     np.testing.assert_allclose(fut, [2.0, 2.5, 3.0])
+
+
+# --------------------------------------------------------------------------- convert-lti
+
+
+def _max_relative_error(out):
+    import re
+
+    m = re.search(r"largest relative error ([0-9.e+-]+)", out)
+    assert m, out
+    return float(m.group(1))
+
+
+@pytest.mark.parametrize(
+    "system, extra",
+    [
+        ("([1], [1, 0.2, 4])", ["--dt", "0.05"]),  # the damped oscillator
+        ("([1, 3], [1, 0.5, 2, 1])", ["--dt", "0.1", "--method", "bilinear"]),
+        ("([-1], [-2+1j, -2-1j], 3)", ["--dt", "0.1", "--method", "foh"]),  # zeros, poles, gain
+        ("([0.5], [1, -0.9])", ["--dt", "1", "--discrete"]),  # already discrete
+        # MIMO state space: 2 inputs, 3 outputs
+        ("([[-1, 0.5], [0, -2]], [[1, 0], [0, 1]], [[1, 1], [0, 1], [1, 0]], [[0, 0], [0, 0], [0, 1]])",
+         ["--dt", "0.2"]),
+    ],
+)
+def test_convert_lti_matches_scipy(system, extra, capsys):
+    code, out, err = run_cli(["convert-lti", system, *extra, "--seed", "3"], capsys)
+    assert code == 0, err
+    assert "OK" in out
+    assert _max_relative_error(out) <= 1e-8
+    assert "Ad =" in out and "discrete poles" in out
+
+
+def test_convert_lti_prints_the_discretization_scipy_gives(capsys):
+    from scipy import signal
+
+    code, out, _ = run_cli(["convert-lti", "([1], [1, 0.2, 4])", "--dt", "0.05"], capsys)
+    assert code == 0
+    assert "scipy.signal.cont2discrete gives the same matrices" in out
+    Ad = signal.cont2discrete(signal.tf2ss([1], [1, 0.2, 4]) + (), 0.05)[0]
+    assert f"{Ad[0, 0]:.6f}" in out
+    poles = np.roots([1, 0.2, 4])
+    assert f"{abs(poles[0].imag):.6f}" in out  # continuous poles -0.1 +- 1.997498j
+
+
+def test_convert_lti_plot_and_bad_systems(tmp_path, capsys):
+    png = tmp_path / "step.png"
+    code, _, _ = run_cli(["convert-lti", "([2], [1, 3, 2])", "--dt", "0.1", "--plot", str(png)], capsys)
+    assert code == 0 and png.stat().st_size > 1000
+    code, _, err = run_cli(["convert-lti", "([1, 2, 3], [1, 1])", "--dt", "0.1"], capsys)
+    assert_one_line_error(code, err, "Improper transfer function")
+    code, _, err = run_cli(["convert-lti", "([1], [1, 1])", "--dt", "0.1", "--steps", "1"], capsys)
+    assert_one_line_error(code, err, "--steps must be at least 2")
+
+
+# --------------------------------------------------------------------------- the main job, end to end
+
+
+def test_default_main_job_end_to_end(tmp_path, monkeypatch, capsys):
+    # `sciamba` with no arguments: monthly sunspots, one solar cycle ahead, with a
+    # short training budget (SCIAMBA_FAST=1) so the test stays quick.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCIAMBA_FAST", "1")
+    code, out, err = run_cli([], capsys)
+    assert code == 0, err
+    for needle in ("sunspots-monthly", "3126 values", "held back the last 132 values",
+                   "device", "selective-scan backend", "validation loss", "Mamba", "naive", "AR(",
+                   "90% interval holds", "2009-07-01 .. 2020-06-01"):
+        assert needle in out, (needle, out)
+    assert (tmp_path / "forecast.png").stat().st_size > 10_000
+    table = pd.read_csv(tmp_path / "forecast.csv", parse_dates=["time"])
+    assert list(table["segment"].unique()) == ["held-back", "forecast"]
+    held = table[table.segment == "held-back"]
+    fut = table[table.segment == "forecast"]
+    assert len(held) == 132 and len(fut) == 132
+    assert str(fut.time.iloc[0].date()) == "2009-07-01" and str(fut.time.iloc[-1].date()) == "2020-06-01"
+    assert str(held.time.iloc[0].date()) == "1998-07-01"
+    for col in ("forecast", "lower", "upper", "naive"):
+        assert np.isfinite(table[col]).all()
+    assert (table.lower <= table.forecast + 1e-9).all() and (table.forecast <= table.upper + 1e-9).all()
+    # The held-back rows carry the truth, and the report's numbers are computed from them.
+    from sciamba.datasets import load_sunspots
+
+    values = load_sunspots(freq="monthly").values
+    truth = values[-132:]
+    np.testing.assert_allclose(held.observed, truth, rtol=1e-6)
+    np.testing.assert_allclose(held.naive, np.full(132, values[-133]), rtol=1e-6)  # last seen value
+    naive_rmse = np.sqrt(np.mean((values[-133] - truth) ** 2))
+    assert f"{naive_rmse:10.3f}" in out
+
+
+def test_forecast_csv_to_netcdf(tmp_path, monkeypatch, capsys, rng):
+    monkeypatch.setenv("SCIAMBA_FAST", "1")
+    n = 240
+    t = np.arange(n) * 0.5  # a numeric time column, half-day steps
+    y = 10 + np.sin(2 * np.pi * t / 12.0) + 0.1 * rng.standard_normal(n)
+    y[100:103] = np.nan  # a gap: the model skips it, the baselines interpolate it
+    path = tmp_path / "obs.csv"
+    pd.DataFrame({"t": t, "level": y}).to_csv(path, index=False)
+    out_nc = tmp_path / "fc.nc"
+    code, out, err = run_cli(
+        ["forecast", "--csv", str(path), "--column", "level", "--horizon", "10", "--out", str(out_nc),
+         "--plot", "", "--quiet", "--seed", "1"], capsys)
+    assert code == 0, err
+    assert "3 missing" in out
+    ds = xr.open_dataset(out_nc)
+    fut = ds.where(ds.segment == "forecast", drop=True)
+    np.testing.assert_allclose(fut.time.values, t[-1] + 0.5 * np.arange(1, 11))
+    assert ds.attrs["coverage"] == 0.9
+    assert np.isfinite(ds.forecast.values).all()
+    ds.close()
+
+
+def test_forecast_netcdf_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SCIAMBA_FAST", "1")
+    from sciamba.datasets import load_sunspots
+
+    path = tmp_path / "yearly.nc"
+    load_sunspots(freq="yearly").to_dataset().to_netcdf(path)
+    code, out, err = run_cli(
+        ["forecast", "--netcdf", str(path), "--variable", "sunspot_number", "--plot", "", "--out", "",
+         "--quiet"], capsys)
+    assert code == 0, err
+    assert "309 values" in out and "held back the last 12 values" in out
+
+
+# --------------------------------------------------------------------------- classify
+
+
+def _write_ucr(folder, rng, n=24, length=40):
+    folder.mkdir()
+    t = np.linspace(0, 1, length)
+    for split in ("TRAIN", "TEST"):
+        labels = np.repeat([1, 2], n // 2)
+        X = np.where(labels[:, None] == 1, np.sin(8 * t), np.sign(np.sin(8 * t)))
+        X = X + 0.3 * rng.standard_normal((n, length))
+        rows = np.column_stack([labels, X])
+        np.savetxt(folder / f"{folder.name}_{split}.tsv", rows, delimiter="\t", fmt="%.6f")
+
+
+def test_classify_ucr_folder_end_to_end(tmp_path, monkeypatch, capsys, rng):
+    monkeypatch.setenv("SCIAMBA_FAST", "1")
+    folder = tmp_path / "Toy"
+    _write_ucr(folder, rng)
+    png = tmp_path / "cm.png"
+    code, out, err = run_cli(["classify", "--ucr", str(folder), "--plot", str(png), "--quiet"], capsys)
+    assert code == 0, err
+    assert "24 train / 24 test series" in out and "accuracy" in out
+    assert "confusion matrix" in out
+    # The matrix rows add up to the test counts per class.
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if "confusion matrix" in line)
+    assert lines[start + 1].split() == ["1", "2"]  # header: predicted classes
+    rows = [line.split() for line in lines[start + 2 : start + 4]]
+    assert [r[0] for r in rows] == ["1", "2"]
+    assert [sum(int(v) for v in r[1:]) for r in rows] == [12, 12]
+    assert png.stat().st_size > 5000
+    # The _TRAIN file names the pair too; a lone file does not.
+    code, out, _ = run_cli(["classify", "--ucr", str(folder / "Toy_TRAIN.tsv"), "--plot", "", "--quiet"], capsys)
+    assert code == 0 and "24 train / 24 test" in out
+    (tmp_path / "lone.tsv").write_text("1\t0.5\t0.2\n")
+    code, _, err = run_cli(["classify", "--ucr", str(tmp_path / "lone.tsv")], capsys)
+    assert_one_line_error(code, err, "not a UCR NAME_TRAIN/NAME_TEST file")
+
+
+def test_mitdb_beats_split_leaves_out_the_single_v_beat():
+    from sciamba._cli_data import load_classify_dataset
+
+    data = load_classify_dataset("mitdb100-beats", seed=0, test_size=0.3)
+    assert data.X_train.shape[1:] == (2, 252)
+    assert set(np.unique(data.y_train)) == {"A", "N"} == set(np.unique(data.y_test))
+    assert len(data.y_train) + len(data.y_test) == 2270
+    assert any("single example" in note and "V" in note for note in data.notes)
+    # stratified: the rare class is in both parts, in proportion
+    assert abs(np.mean(data.y_test == "A") - 33 / 2270) < 0.005
