@@ -1,0 +1,277 @@
+"""``MambaClassifier``: series -> class label."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import MambaEstimatorMixin
+from ._data import as_panel, wrap_series_output
+from ._supervised import SeriesToVectorMixin, split_validation
+
+__all__ = ["MambaClassifier"]
+
+
+class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    r"""Time series classifier: a bidirectional Mamba with pooled readout.
+
+    Each series is standardized (one mean and scale per channel, learned in
+    ``fit``), projected to ``d_model`` channels, encoded by a
+    :mod:`sciamba.nn` backbone, pooled over its observed steps (mean and max
+    concatenated) and mapped to class logits; training minimizes the
+    cross-entropy with AdamW (linear warm-up, cosine decay).
+
+    Parameters
+    ----------
+    backbone : {"mamba", "s4d", "transformer", "lstm"}, default="mamba"
+        Sequence model from :func:`sciamba.nn.make_backbone`. Only ``"mamba"``
+        (and backbones with ``supports_gaps``) skip missing steps in time; the
+        others receive the sampling pattern as two extra input features.
+    d_model : int, default=64
+        Width of the backbone.
+    n_layers : int, default=2
+        Number of backbone layers.
+    d_state : int, default=16
+        State size per channel of the SSM backbones.
+    expand : int, default=2
+        Expansion factor of the Mamba block.
+    bidirectional : bool, default=True
+        Read each series in both directions (classification needs no causality).
+    max_epochs : int, default=100
+        Maximum passes over the training series.
+    batch_size : int, default=32
+        Series per gradient step.
+    learning_rate : float, default=1e-3
+        Peak AdamW learning rate.
+    weight_decay : float, default=0.0
+        AdamW decoupled weight decay.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the series (stratified), stop when
+        the validation loss has not improved for ``n_iter_no_change`` epochs
+        and restore the best weights. With too few series for a split, the
+        training loss is watched instead.
+    validation_fraction : float, default=0.1
+        Share of the series held out for early stopping.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        ``"auto"``: bfloat16 autocast on CUDA, float32 on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization and shuffling (a local generator: the global
+        torch RNG state is left as it was). A fixed value gives bit-identical
+        predictions on the CPU.
+    verbose : int, default=0
+        ``> 0`` shows a tqdm bar per epoch with the training and validation loss.
+    warm_start : bool, default=False
+        Continue training the fitted network (same classes and layout) instead
+        of starting afresh.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, in the order of the :meth:`predict_proba` columns.
+    n_features_in_ : int
+        Size of axis 1 of the training ``X`` (time steps for 2-D input,
+        channels for 3-D input), as in scikit-learn.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame with string column names.
+    model_ : torch.nn.Module
+        The trained network.
+    device_ : torch.device
+        Where ``model_`` lives.
+    history_ : dict
+        ``"train_loss"`` and ``"val_loss"`` per epoch (mean cross-entropy).
+    n_epochs_ : int
+        Epochs run.
+    best_epoch_ : int
+        Epoch whose weights were kept.
+
+    See Also
+    --------
+    MambaRegressor : series -> real-valued target.
+    MambaForecaster : series -> their next values.
+
+    Notes
+    -----
+    *Layout.* ``X`` is ``(n_series, n_timesteps)`` or
+    ``(n_series, n_channels, n_timesteps)`` (time last); an
+    :class:`xarray.DataArray` with a ``time`` dimension is accepted too.
+    Series passed to :meth:`predict` must have the training shape
+    ``X.shape[1:]``; pad shorter ones with leading NaN.
+
+    *Missing values.* NaN marks a step that was not observed: leading NaN pad
+    shorter series, interior NaN are gaps the Mamba backbone skips in time
+    (its step size grows by the elapsed time). ``times=`` gives irregular
+    sampling instants directly.
+
+    References
+    ----------
+    .. [1] A. Gu and T. Dao, "Mamba: Linear-Time Sequence Modeling with
+           Selective State Spaces", arXiv:2312.00752, 2023.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciamba import MambaClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.linspace(0, 1, 32)
+    >>> X = np.concatenate([np.sin(6 * t) + 0.1 * rng.standard_normal((20, 32)),
+    ...                     np.cos(6 * t) + 0.1 * rng.standard_normal((20, 32))])
+    >>> y = np.repeat(["sin", "cos"], 20)
+    >>> clf = MambaClassifier(d_model=8, max_epochs=5, random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['cos', 'sin'], dtype='<U3')
+    >>> clf.predict_proba(X).shape
+    (40, 2)
+    """
+
+    _parameter_constraints: dict = {
+        **MambaEstimatorMixin._parameter_constraints,
+        "bidirectional": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "mamba",
+        d_model: int = 64,
+        n_layers: int = 2,
+        d_state: int = 16,
+        expand: int = 2,
+        bidirectional: bool = True,
+        max_epochs: int = 100,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
+        self.backbone = backbone
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.d_state = d_state
+        self.expand = expand
+        self.bidirectional = bidirectional
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, *, times: Any = None) -> "MambaClassifier":
+        """Train on labelled series.
+
+        Parameters
+        ----------
+        X : array-like or xarray.DataArray of shape (n_series, [n_channels,] n_timesteps)
+            Training series, time last; NaN where not observed.
+        y : array-like of shape (n_series,)
+            Class labels of any type.
+        times : array-like of shape (n_timesteps,) or (n_series, n_timesteps), optional
+            Sampling instants (numeric or datetime64); from a DataArray's
+            ``time`` coordinate when not given.
+
+        Returns
+        -------
+        self : MambaClassifier
+        """
+        self._resolve_device()
+        panel, y = as_panel(self, X, y, reset=True, times=times)
+        check_classification_targets(y)
+        y = np.asarray(y)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(
+                f"MambaClassifier needs at least 2 classes to learn from; y has 1 class "
+                f"({classes[0]!r})."
+            )
+        warm = self.warm_start and hasattr(self, "classes_") and np.array_equal(classes, self.classes_)
+        if not warm:
+            self._fit_scaler(panel)
+        self.classes_ = classes
+        seed = self._seed()
+        rng = np.random.default_rng(seed)
+        data = self._model_inputs(panel)
+        data["y"] = y_idx.astype(np.int64)
+        if self.early_stopping:
+            train, val = split_validation(panel.n_series, self.validation_fraction, rng, stratify=y_idx)
+        else:
+            train, val = np.arange(panel.n_series), None
+        config = self._network_config(
+            panel.n_channels, classes.size, pooled=True, bidirectional=self.bidirectional
+        )
+        self._train(config, data, train, val, seed, warm_ok=warm)
+        return self
+
+    def _batch_loss(self, model, batch):
+        logits = model(batch["x"], batch["gaps"]).float()  # (B K)
+        loss = F.cross_entropy(logits, batch["y"], reduction="sum")
+        return loss, batch["y"].shape[0]
+
+    def predict_proba(self, X: Any, *, times: Any = None) -> Any:
+        """Class probabilities, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : array-like or xarray.DataArray
+            Series in the training layout.
+        times : array-like, optional
+            Sampling instants, as in :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray or xarray.DataArray of shape (n_series, n_classes)
+        """
+        logits, layout = self._decision(X, times)
+        z = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        if layout.ndim == 1:
+            return p
+        return wrap_series_output(p, layout, extra=("class", self.classes_))
+
+    def predict(self, X: Any, *, times: Any = None) -> Any:
+        """Most probable class of each series.
+
+        Parameters
+        ----------
+        X : array-like or xarray.DataArray
+            Series in the training layout.
+        times : array-like, optional
+            Sampling instants, as in :meth:`fit`.
+
+        Returns
+        -------
+        labels : ndarray or xarray.DataArray of shape (n_series,)
+        """
+        logits, layout = self._decision(X, times)
+        labels = self.classes_[np.argmax(logits, axis=1)]
+        if layout.ndim == 1:
+            return labels
+        return wrap_series_output(labels, layout)
