@@ -50,6 +50,7 @@ inputs and calls :func:`selective_scan_triton`.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -639,7 +640,7 @@ def _default_config(N: int, itemsize: int, interpret: bool) -> _Config:
         bd, t_fwd, fill = 16, max(2, min(32, 128 // NP)), 64
     t_bwd = max(2, min(16, 128 // NP))
     return _Config(BD=bd, T_fwd=t_fwd, T_bwd=t_bwd, SEG=128, num_warps=1, stages=3, fill=fill,
-                   BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=32, dot=False,
+                   BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=64, dot=False,
                    rev_flip=True)
 
 
@@ -648,15 +649,21 @@ _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
 # keep the left-to-right order a non-commutative combine needs (seen on an H100,
 # Triton 3.6, whenever a channel block was partly masked).
 _BY_SCAN = True
+_FAST = True  # benchmarks may turn the inline-PTX approximations off to compare
 
 
 def _fast_math(u: torch.Tensor, cdt: torch.dtype) -> bool:
     """MUFU approximations through inline PTX: float32 math compiled for CUDA only."""
-    return cdt == torch.float32 and u.device.type == "cuda" and not _interpreting()
+    return _FAST and cdt == torch.float32 and u.device.type == "cuda" and not _interpreting()
 
 
 def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def _ranges(programs: int, nseg: int, device: torch.device, R: int | None, warps: int,
@@ -668,7 +675,8 @@ def _ranges(programs: int, nseg: int, device: torch.device, R: int | None, warps
     """
     if R is None:
         if device.type == "cuda":
-            sms = torch.cuda.get_device_properties(device).multi_processor_count
+            sms = _sm_count(device.index if device.index is not None else
+                            torch.cuda.current_device())
             R = max(1, -(-fill * sms // max(programs * warps, 1)))
         else:
             R = 1
