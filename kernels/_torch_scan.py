@@ -48,6 +48,8 @@ __all__ = ["selective_scan_torch"]
 #: PyTorch's dispatch overhead, small enough to stay in cache.
 _CHUNK_ELEMS = 1 << 19
 _MIN_CHUNK, _MAX_CHUNK = 16, 256
+#: Target ``b·dim·L_s`` of a segment (16 MiB per full-size temporary in float32).
+_SEGMENT_ELEMS = 1 << 22
 _LOG2E = 1.4426950408889634
 #: At most this many time steps per sequential step in :func:`_scan`, used
 #: while ``S·b·dim·N`` stays below ``_SWEEP_STATES``.
@@ -64,8 +66,9 @@ def _chunk_len(L: int, states: int, N: int) -> int:
 def _time_major(x: torch.Tensor, G: int) -> torch.Tensor:
     """``(b, d, L)`` -> ``(L, b, G, 1, H)`` contiguous (``d = G H``)."""
     b, d, L = x.shape
-    # A 2-D transpose copy is several times faster than a 3-D permute copy.
-    return x.reshape(b * d, L).t().contiguous().reshape(L, b, G, 1, d // G)
+    # PyTorch's copy has a fast path for the transpose of a contiguous 2-D
+    # tensor only: several times faster than a 3-D permute or a strided slice.
+    return x.contiguous().reshape(b * d, L).t().contiguous().reshape(L, b, G, 1, d // G)
 
 
 def _from_time_major(y: torch.Tensor) -> torch.Tensor:
@@ -283,6 +286,11 @@ class _ScanCore(torch.autograd.Function):
         return g_dt, g_w.mul_(dt), g_A, g_B, g_C, carry, None
 
 
+def _segment_len(L: int, channels: int, T: int) -> int:
+    """Time steps per segment: a multiple of ``T`` with ``channels·L_s`` near ``_SEGMENT_ELEMS``."""
+    return max(T, (_SEGMENT_ELEMS // max(channels, 1)) // T * T)
+
+
 def selective_scan_torch(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -295,28 +303,52 @@ def selective_scan_torch(
     delta_softplus: bool,
     return_last_state: bool,
     initial_state: torch.Tensor | None,
-    chunk_len: int | None = None,
 ):
-    """Chunked torch backend on validated inputs (see :func:`selective_scan`)."""
+    """Chunked torch backend on validated inputs (see :func:`selective_scan`).
+
+    Long sequences are processed in segments of ``L_s`` steps (about
+    ``_SEGMENT_ELEMS / (b·dim)``), the state carried from one to the next, so
+    that the full-size temporaries (Δ, the time-major copies) are
+    segment-sized: cost per token, and memory beyond inputs and output, do
+    not grow with ``L``.
+    """
     cdt = compute_dtype(u.dtype)
     b, d, L = u.shape
     N = A.shape[1]
     # One group count for both matrices: the finest grouping that both divide.
     G = math.lcm(*(M.shape[1] for M in (B, C) if M.dim() == 4)) if max(B.dim(), C.dim()) == 4 else 1
-    uc = u.to(cdt)  # (b d L)
-    h0 = initial_state if initial_state is not None else uc.new_zeros(b, d, N)  # (b d N)
-    T = chunk_len if chunk_len is not None else _chunk_len(L, b * d * N, N)
-    y, h = _ScanCore.apply(
-        _time_major(discretize_delta(delta.to(cdt), delta_bias, delta_softplus), G),  # Δ: (L b G 1 H)
-        _time_major(uc, G),  # (L b G 1 H)
-        _state_major(A, G),  # (G N H)
-        _matrix_time_major(_expand_groups(B.to(cdt), G), G),  # (L b G N 1) or (G N H)
-        _matrix_time_major(_expand_groups(C.to(cdt), G), G),  # (L b G N 1) or (G N H)
-        _state_major(h0, G),  # (b G N H)
-        T,
-    )
-    y = add_skip(_from_time_major(y), uc, D)  # (b d L)
-    y = gate_output(y, None if z is None else z.to(cdt)).to(u.dtype)
+    B, C = _expand_groups(B, G), _expand_groups(C, G)  # (b G N L) or (d N)
+    A_s = _state_major(A, G)  # (G N H)
+    B_inv = _state_major(B.to(cdt), G) if B.dim() == 2 else None  # (G N H)
+    C_inv = _state_major(C.to(cdt), G) if C.dim() == 2 else None  # (G N H)
+    h0 = initial_state if initial_state is not None else u.new_zeros(b, d, N, dtype=cdt)  # (b d N)
+    h = _state_major(h0, G)  # (b G N H)
+    T = _chunk_len(L, b * d * N, N)
+    Ls = _segment_len(L, b * d, T)
+    tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    track = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    y = None if track else u.new_empty(b, d, L)  # (b d L)
+    pieces = []
+    for s0 in range(0, L, Ls):
+        seg = slice(s0, min(s0 + Ls, L))
+        u_s = u[..., seg].to(cdt)  # (b d Ls)
+        y_s, h = _ScanCore.apply(
+            _time_major(discretize_delta(delta[..., seg].to(cdt), delta_bias, delta_softplus), G),  # Δ: (Ls b G 1 H)
+            _time_major(u_s, G),  # (Ls b G 1 H)
+            A_s,
+            B_inv if B_inv is not None else _matrix_time_major(B[..., seg].to(cdt), G),  # (Ls b G N 1) or (G N H)
+            C_inv if C_inv is not None else _matrix_time_major(C[..., seg].to(cdt), G),  # (Ls b G N 1) or (G N H)
+            h,
+            T,
+        )
+        y_s = add_skip(_from_time_major(y_s), u_s, D)  # (b d Ls)
+        y_s = gate_output(y_s, None if z is None else z[..., seg].to(cdt))
+        if track:
+            pieces.append(y_s.to(u.dtype))
+        else:
+            y[..., seg] = y_s
+    if track:
+        y = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
     if return_last_state:
         return y, _from_state_major(h)  # (b d N)
     return y

@@ -98,13 +98,29 @@ def test_torch_matches_reference_float64(rng, L, N, b, d, B_form, C_form, G, opt
     compare(kw, rng, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("chunk_len, sweep", [(1, 8), (5, 1), (16, 8), (24, 4), (64, 1)])
-def test_chunking_and_sweep_are_invisible(rng, monkeypatch, chunk_len, sweep):
-    """Ragged chunks, every sweep depth, and the plain sequential loop all agree."""
+@pytest.mark.parametrize(
+    "chunk_len, sweep, segment", [(1, 8, None), (5, 1, None), (16, 8, 40), (24, 4, None), (64, 1, 100), (7, 2, 1)]
+)
+def test_chunking_sweep_and_segments_are_invisible(rng, monkeypatch, chunk_len, sweep, segment):
+    """Ragged chunks, every sweep depth, the plain loop and state-passing segments all agree."""
+    b, d = 2, 6
     monkeypatch.setattr(torch_scan, "_SWEEP_BLOCK", sweep)
+    if segment is not None:  # segments of about `segment` steps, a multiple of the chunk length
+        monkeypatch.setattr(torch_scan, "_SEGMENT_ELEMS", segment * b * d)
     fixed_chunks(monkeypatch, chunk_len)
-    kw = make_inputs(rng, 2, 6, 203, 3, "grouped", "variable", OPTIONS, 2)
+    kw = make_inputs(rng, b, d, 203, 3, "grouped", "variable", OPTIONS, 2)
     compare(kw, rng, rtol=1e-10, atol=1e-10)
+
+
+def test_segments_without_grad_write_in_place(rng, monkeypatch):
+    monkeypatch.setattr(torch_scan, "_SEGMENT_ELEMS", 50 * 3 * 4)
+    kw = make_inputs(rng, 3, 4, 333, 5, "invariant", "grouped", OPTIONS, 2, dtype=torch.float32)
+    flat = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+    y, h = selective_scan(**flat, backend="torch")
+    y64, h64 = selective_scan_ref(**{k: (v.double() if isinstance(v, torch.Tensor) else v) for k, v in flat.items()})
+    assert not y.requires_grad and y.dtype == torch.float32
+    torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=1e-5 * y64.abs().max().item())
+    torch.testing.assert_close(h.double(), h64, rtol=1e-5, atol=1e-5 * h64.abs().max().item())
 
 
 def test_default_chunking_on_large_states(rng):
@@ -216,14 +232,16 @@ def test_forward_peak_memory_is_per_chunk(rng, monkeypatch):
     biggest = []
     real_empty = torch.Tensor.new_empty
 
-    def spy(self, size, *a, **k):
-        biggest.append(int(np.prod(size)))
-        return real_empty(self, size, *a, **k)
+    def spy(self, *size, **k):
+        shape = size[0] if len(size) == 1 and not isinstance(size[0], int) else size
+        biggest.append(int(np.prod(shape)))
+        return real_empty(self, shape, **k)
 
     monkeypatch.setattr(torch.Tensor, "new_empty", spy)
     with torch.no_grad():
-        selective_scan(**tensors(kw), backend="torch")
+        y = selective_scan(**tensors(kw), backend="torch")
     T = torch_scan._chunk_len(L, b * d * N, N)
+    biggest.remove(y.numel())  # the output itself
     assert T < L and max(biggest) <= (T + 1) * b * d * N
 
 
