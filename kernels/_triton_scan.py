@@ -621,6 +621,7 @@ def _next_pow2(x: int) -> int:
     return 1 << max(0, (int(x) - 1).bit_length())
 
 
+@functools.lru_cache(maxsize=None)
 def _default_config(N: int, itemsize: int, interpret: bool) -> _Config:
     """Tiles measured best on an H100 (Triton 3.6) at N = 16; scaled for other N.
 
@@ -904,7 +905,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in tensors)
-    with torch.cuda.device(u.device) if u.device.type == "cuda" else _nullcontext():
+    on_other_gpu = u.device.type == "cuda" and u.device.index != torch.cuda.current_device()
+    with torch.cuda.device(u.device) if on_other_gpu else _nullcontext():
         if needs_grad:
             y, last = _SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
                                                  initial_state, bool(delta_softplus), pr, A2)
