@@ -48,8 +48,8 @@ __all__ = ["selective_scan_torch"]
 #: PyTorch's dispatch overhead, small enough to stay in cache.
 _CHUNK_ELEMS = 1 << 19
 _MIN_CHUNK, _MAX_CHUNK = 16, 256
-#: Target ``b·dim·L_s`` of a segment (16 MiB per full-size temporary in float32).
-_SEGMENT_ELEMS = 1 << 22
+#: Target ``b·dim·L_s`` of a segment (8 MiB per full-size temporary in float32).
+_SEGMENT_ELEMS = 1 << 21
 _LOG2E = 1.4426950408889634
 #: At most this many time steps per sequential step in :func:`_scan`, used
 #: while ``S·b·dim·N`` stays below ``_SWEEP_STATES``.
