@@ -116,13 +116,14 @@ def _block(n: int, states: int) -> int:
 def _scan(a: torch.Tensor, x: torch.Tensor, S: int) -> None:
     """In place, ``x[t + 1] += a[t] x[t]`` for ``t = 0 .. n-1`` (``x`` has ``n + 1`` rows).
 
-    ``S`` (a power of two dividing ``n``, from :func:`_block`) steps per
-    sequential step; for ``S > 1`` ``a`` is overwritten (scratch). Blocks of ``S`` steps are first reduced
-    pairwise (a Blelloch up-sweep over the time axis, each level one
-    vectorized op), the block ends are then chained by a sequential loop of
-    ``n / S`` steps, and a down-sweep fills in the states inside the blocks.
-    This does ~3 vectorized passes instead of ``S`` times more tiny ops;
-    every multiplier stays a product of decays ``<= 1``.
+    With ``S = 1`` this is a plain loop of ``n`` fused multiply-adds. With
+    ``S > 1`` (a power of two dividing ``n``, from :func:`_block`) blocks of
+    ``S`` steps are first reduced pairwise (a Blelloch up-sweep over the time
+    axis, one vectorized op per level), the block ends are chained by a loop
+    of ``n / S`` steps, and a down-sweep fills in the states inside the
+    blocks: ~3 extra vectorized passes for ``S`` times fewer tiny ops. ``a``
+    is then overwritten (scratch). Every multiplier stays a product of
+    decays ``<= 1``.
     """
     n = a.shape[0]
     s = 1
