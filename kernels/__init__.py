@@ -30,6 +30,14 @@ Backends
 ``"auto"``
     Triton on CUDA tensors, torch otherwise.
 
+Unequal lengths and streaming
+-----------------------------
+A step with :math:`\Delta_t = 0` leaves the state unchanged, so series of
+different lengths are batched by *left*-padding with :math:`\Delta = 0`
+(see :func:`selective_scan`). ``initial_state`` / ``return_last_state``
+continue a scan across pieces of a long series, and
+:func:`selective_state_update` advances it one sample at a time.
+
 References
 ----------
 .. [1] A. Gu and T. Dao, "Mamba: Linear-Time Sequence Modeling with Selective
