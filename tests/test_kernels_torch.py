@@ -265,3 +265,18 @@ def test_backend_passes_validated_inputs(rng):
     assert x.B.shape == (1, 1, 3, 9)
     y = torch_scan.selective_scan_torch(*x[:5], None, None, None, False, False, None)
     torch.testing.assert_close(y, selective_scan_ref(**tensors(kw)), rtol=1e-12, atol=1e-12)
+
+
+def test_partial_requires_grad(rng):
+    """Only some inputs track gradients (e.g. frozen A and B): the others stay None."""
+    kw = make_inputs(rng, 2, 3, 40, 4, "variable", None, ("D", "last"))
+    for k in ("A", "B", "D", "delta"):
+        kw[k] = kw[k].detach()
+    y, h = selective_scan(**kw, backend="torch")
+    (y.sum() + h.sum()).backward()
+    assert kw["A"].grad is None and kw["B"].grad is None
+    kw_ref = {k: (v.detach().clone().requires_grad_() if k in ("u", "C") else v) for k, v in kw.items()}
+    y3, h3 = selective_scan_ref(**kw_ref)
+    (y3.sum() + h3.sum()).backward()
+    torch.testing.assert_close(kw["u"].grad, kw_ref["u"].grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(kw["C"].grad, kw_ref["C"].grad, rtol=1e-10, atol=1e-10)
