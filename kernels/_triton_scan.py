@@ -96,6 +96,14 @@ def _log2(x, FAST: tl.constexpr):
 
 
 @triton.jit
+def _div(a, b, FAST: tl.constexpr):
+    if FAST:
+        return tl.fdiv(a, b)  # approximate float32 division (div.full.f32)
+    else:
+        return a / b
+
+
+@triton.jit
 def _softplus(x, FAST: tl.constexpr):
     # log1p(exp(x)) for x <= 20 and x above (mamba_ssm's threshold). log1p is
     # computed with Goldberg's correction, accurate where exp(x) << eps; the
@@ -103,21 +111,21 @@ def _softplus(x, FAST: tl.constexpr):
     e = tl.exp(tl.minimum(x, 20.0))
     one_p = 1.0 + e
     den = one_p - 1.0
-    ratio = tl.fdiv(e, tl.where(den == 0.0, 1.0, den))
+    ratio = _div(e, tl.where(den == 0.0, 1.0, den), FAST)
     lp = tl.where(den == 0.0, e, _log2(one_p, FAST) * 0.6931471805599453 * ratio)
     return tl.where(x <= 20.0, lp, x)
 
 
 @triton.jit
-def _softplus_grad(x):
+def _softplus_grad(x, FAST: tl.constexpr):
     # d softplus / dx = sigmoid(x) below the threshold, 1 above.
     e = tl.exp(tl.minimum(x, 20.0))
-    return tl.where(x <= 20.0, tl.fdiv(e, 1.0 + e), 1.0)
+    return tl.where(x <= 20.0, _div(e, 1.0 + e, FAST), 1.0)
 
 
 @triton.jit
-def _sigmoid(x):
-    return tl.fdiv(1.0, 1.0 + tl.exp(-x))
+def _sigmoid(x, FAST: tl.constexpr):
+    return _div(1.0, 1.0 + tl.exp(-x), FAST)
 
 
 @triton.jit
@@ -313,7 +321,7 @@ def _fwd_kernel(
                 y += Dv[None, :] * uu
             if HAS_Z:
                 zz = zr.to(cdt)
-                y = y * zz * _sigmoid(zz)
+                y = y * zz * _sigmoid(zz, FAST)
             tl.store(y_ptr + off2, y.to(y_ptr.dtype.element_ty), mask=m2)
         if PREFETCH:
             ur, dr, zr, B3, C3 = nur, ndr, nzr, nB3, nC3
@@ -464,7 +472,7 @@ def _bwd_kernel(
                           pid_b, d0, cdt)
             if HAS_Z:
                 zz = tl.load(z_ptr + off2, mask=m2, other=0.0).to(cdt)
-                sz = _sigmoid(zz)
+                sz = _sigmoid(zz, FAST)
                 dy = dout * zz * sz
             else:
                 dy = dout
@@ -515,7 +523,7 @@ def _bwd_kernel(
                     dD_acc += tl.sum(dy * uu, axis=0)
                 ddt = uu * s1 + s2
                 if SOFTPLUS:
-                    ddt = ddt * _softplus_grad(x)
+                    ddt = ddt * _softplus_grad(x, FAST)
                 ddt = tl.where(m2, ddt, 0.0)
                 db_acc += tl.sum(ddt, axis=0)
                 tl.store(du_ptr + off2, du.to(du_ptr.dtype.element_ty), mask=m2)
