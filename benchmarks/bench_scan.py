@@ -269,11 +269,15 @@ def main(argv=None):
     if args.tune:
         from sciamba.kernels import _triton_scan as ts
 
-        cfgs = [None,
-                ts._Config(BD=32, T_fwd=16, T_bwd=8, SEG=128, num_warps=4),
-                ts._Config(BD=32, T_fwd=8, T_bwd=8, SEG=128, num_warps=8),
-                ts._Config(BD=64, T_fwd=8, T_bwd=4, SEG=128, num_warps=4),
-                ts._Config(BD=16, T_fwd=8, T_bwd=4, SEG=128, num_warps=4)]
+        import dataclasses
+
+        base = ts._default_config(N_STATE, 4, False)
+        cfgs = [None,  # the defaults of each dtype
+                dataclasses.replace(base, T_fwd=4, BD=32),
+                dataclasses.replace(base, fill=16, fill_bwd=32),
+                dataclasses.replace(base, T_bwd=4),
+                dataclasses.replace(base, BD_bwd=16),
+                dataclasses.replace(base, rev_flip=False)]
         for cfg in cfgs:
             ts._CONFIG_OVERRIDE = cfg
             for dtype, b, d, L, cf, cfb in rows:
