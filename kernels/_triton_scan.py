@@ -75,14 +75,25 @@ def _first_order(a1, b1, a2, b2):
 
 
 @triton.jit
-def _chunk_map(a, b, T: tl.constexpr, BY_SCAN: tl.constexpr):
-    """The composed map (prod a, last of the scan) of a chunk, reduced over axis 0."""
-    if BY_SCAN:
-        ac, bc = tl.associative_scan((a, b), 0, _first_order)
-        last = tl.arange(0, T)[:, None, None] == T - 1
-        return tl.sum(tl.where(last, ac, 0.0), axis=0), tl.sum(tl.where(last, bc, 0.0), axis=0)
-    else:
-        return tl.reduce((a, b), 0, _first_order)
+def _scan_from(a, b, h, T: tl.constexpr):
+    """States of a chunk, (T, NP, BD), from ``h`` (NP, BD), the state before it.
+
+    ``a·h`` is folded into the first ``b``, so the scan's second output is the
+    state itself. Chunk end states come from this scan too, never from
+    ``tl.reduce``: compiled, that did not keep the left-to-right order the
+    non-commutative combine needs (seen on an H100 with Triton 3.6 whenever a
+    channel block was partly masked).
+    """
+    first = tl.arange(0, T)[:, None, None] == 0
+    _, hs = tl.associative_scan((a, tl.where(first, b + a * h[None, :, :], b)), 0,
+                                _first_order)
+    return hs
+
+
+@triton.jit
+def _last(x, T: tl.constexpr):
+    """``x[T - 1]`` of a (T, ...) tile (an in-register select and sum)."""
+    return tl.sum(tl.where(tl.arange(0, T)[:, None, None] == T - 1, x, 0.0), axis=0)
 
 
 @triton.jit
@@ -245,7 +256,7 @@ def _fwd_kernel(
     HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr,
     STATE_ONLY: tl.constexpr, SAVE_CKPT: tl.constexpr, WRITE_LAST: tl.constexpr,
-    BY_SCAN: tl.constexpr, PREFETCH: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr,
+    PREFETCH: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -309,14 +320,12 @@ def _fwd_kernel(
         a = tl.exp2(dt[:, None, :] * A2[None, :, :])              # (T, NP, BD)
         bx = dtu[:, None, :] * B3.to(cdt)                         # (T, NP, BD)
         if STATE_ONLY:
-            ap, bp = _chunk_map(a, bx, T, BY_SCAN)                # (NP, BD)
-            h = ap * h + bp
+            h = _last(_scan_from(a, bx, h, T), T)                # (NP, BD)
             sdt += tl.sum(dt, axis=0)
         else:
-            ac, bc = tl.associative_scan((a, bx), 0, _first_order)
-            hs = ac * h[None, :, :] + bc                          # (T, NP, BD)
+            hs = _scan_from(a, bx, h, T)                          # (T, NP, BD)
             y = tl.sum(hs * C3.to(cdt), axis=1)                   # (T, BD)
-            h = tl.sum(tl.where(t_i[:, None, None] == T - 1, hs, 0.0), axis=0)
+            h = _last(hs, T)
             if HAS_D:
                 y += Dv[None, :] * uu
             if HAS_Z:
@@ -394,7 +403,7 @@ def _bwd_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
-    CARRY_ONLY: tl.constexpr, BY_SCAN: tl.constexpr, STAGES: tl.constexpr, DOT: tl.constexpr,
+    CARRY_ONLY: tl.constexpr, STAGES: tl.constexpr, DOT: tl.constexpr,
     REV_FLIP: tl.constexpr, FAST: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
@@ -455,8 +464,7 @@ def _bwd_kernel(
                 a = tl.exp2(dt[:, None, :] * A2[None, :, :])
                 B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
                               pid_b, d0, cdt)
-                ap, bp = _chunk_map(a, (dt * uu)[:, None, :] * B3, T, BY_SCAN)
-                h = ap * h + bp
+                h = _last(_scan_from(a, (dt * uu)[:, None, :] * B3, h, T), T)
             tl.debug_barrier()
         for kr in tl.range(0, n_chunks, num_stages=STAGES):
             k = n_chunks - 1 - kr
@@ -484,9 +492,8 @@ def _bwd_kernel(
                     c = tl.flip(C3, 0) * tl.flip(dy, 0)[:, None, :]
                 else:
                     c = C3 * tl.flip(dy, 0)[:, None, :]
-                qa, qc = tl.associative_scan((alpha, c), 0, _first_order)
-                qs = qa * q[None, :, :] + qc                       # q, time flipped
-                q = tl.sum(tl.where(t_i[:, None, None] == T - 1, qs, 0.0), axis=0)
+                qs = _scan_from(alpha, c, q, T)                    # q, time flipped
+                q = _last(qs, T)
                 qs = tl.flip(qs, 0)                                # q_t, (T, NP, BD)
             else:
                 alpha = tl.exp2(dtn[:, None, :] * A2[None, :, :])  # (T, NP, BD)
@@ -505,8 +512,7 @@ def _bwd_kernel(
                 B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
                               pid_b, d0, cdt)
                 bx = dtu[:, None, :] * B3
-                ac, bc = tl.associative_scan((a, bx), 0, _first_order)
-                hs = ac * h0[None, :, :] + bc                      # h_t, (T, NP, BD)
+                hs = _scan_from(a, bx, h0, T)                      # h_t, (T, NP, BD)
                 if HAS_Z:
                     y = tl.sum(hs * C3, axis=1)
                     if HAS_D:
@@ -654,10 +660,6 @@ def _default_config(N: int, itemsize: int, interpret: bool) -> _Config:
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
-# Chunk end states come from a scan, never tl.reduce: compiled tl.reduce does not
-# keep the left-to-right order a non-commutative combine needs (seen on an H100,
-# Triton 3.6, whenever a channel block was partly masked).
-_BY_SCAN = True
 _FAST = True  # benchmarks may turn the inline-PTX approximations off to compare
 
 
@@ -754,7 +756,7 @@ def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, p
     common = dict(SEG=cfg.SEG, N=N, NP=pr.NP, BD=pr.BD, HAS_D=D is not None, HAS_Z=z is not None,
                   HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), VAR_B=pr.var_b,
                   VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=pr.num_warps,
-                  BY_SCAN=_BY_SCAN, PREFETCH=cfg.prefetch, STAGES=cfg.stages,
+                  PREFETCH=cfg.prefetch, STAGES=cfg.stages,
                   FAST=_fast_math(u, cdt))
     dummy = A2
     ptrs = (u, delta, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
@@ -795,7 +797,7 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
     common = dict(SEG=cfg.SEG, T=cfg.T_bwd, N=N, NP=pr.NP, BD=pr.BD, HAS_D=D is not None,
                   HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                   VAR_B=pr.var_b, VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc,
-                  HAS_H0=initial_state is not None, num_warps=pr.num_warps, BY_SCAN=_BY_SCAN,
+                  HAS_H0=initial_state is not None, num_warps=pr.num_warps,
                   STAGES=cfg.stages_bwd,
                   DOT=bool(cfg.dot and cdt == torch.float32 and pr.BD >= 16
                            and cfg.T_bwd * pr.NP >= 16), REV_FLIP=cfg.rev_flip,
