@@ -9,8 +9,8 @@ baselines fitted on the same history:
 * the naive forecast (the last observed value, repeated), and
 * an autoregressive AR(p) model fitted by least squares, order by AIC.
 
-An ``xarray.DataArray`` goes in, and the forecast comes back as a DataArray
-whose ``time`` coordinate continues the input's monthly calendar.
+An ``xarray.DataArray`` goes in and the forecast comes back as a DataArray;
+the plot uses the held-back months' own time stamps.
 
 Run ``python examples/forecast_sunspots.py``; ``SCIAMBA_FAST=1`` trains for a
 few epochs only (for the test suite). The figure is written to
@@ -61,7 +61,7 @@ t0 = time.perf_counter()
 model.fit(history)
 print(f"trained {model.n_epochs_} epochs in {time.perf_counter() - t0:.1f} s on {model.device_}")
 
-forecast = model.predict(history)  # DataArray (time: 132), time continues the history's months
+forecast = model.predict(history)  # DataArray (time: 132) after the end of the history
 lower, upper = model.predict_interval(history, coverage=0.9)
 forecast, lower, upper = (np.asarray(a).squeeze() for a in (forecast, lower, upper))
 

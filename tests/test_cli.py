@@ -371,3 +371,19 @@ def test_mitdb_beats_split_leaves_out_the_single_v_beat():
     assert any("single example" in note and "V" in note for note in data.notes)
     # stratified: the rare class is in both parts, in proportion
     assert abs(np.mean(data.y_test == "A") - 33 / 2270) < 0.005
+
+
+def test_readme_main_job_command_is_valid():
+    # The README's first command must keep working as the CLI evolves.
+    import re
+    import shlex
+    from pathlib import Path
+
+    from sciamba._cli import build_parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    m = re.search(r"python3 -m pip install -e \"\.\[all\]\" && python3 -m sciamba (.+)", readme)
+    assert m, "README lost its main-job command"
+    args = build_parser().parse_args(shlex.split(m.group(1)))
+    assert (args.command, args.dataset, args.horizon, args.plot) == (
+        "forecast", "sunspots-monthly", 132, "forecast.png")
