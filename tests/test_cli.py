@@ -387,3 +387,30 @@ def test_readme_main_job_command_is_valid():
     args = build_parser().parse_args(shlex.split(m.group(1)))
     assert (args.command, args.dataset, args.horizon, args.plot) == (
         "forecast", "sunspots-monthly", 132, "forecast.png")
+
+
+def _small_csv(tmp_path, rng):
+    t = np.arange(200.0)
+    y = 5 + np.sin(2 * np.pi * t / 20.0) + 0.1 * rng.standard_normal(t.size)
+    path = tmp_path / "small.csv"
+    pd.DataFrame({"t": t, "y": y}).to_csv(path, index=False)
+    return path
+
+
+def test_seed_makes_runs_reproducible_and_quiet_silences_progress(tmp_path, monkeypatch, capsys, rng):
+    monkeypatch.setenv("SCIAMBA_FAST", "1")
+    path = _small_csv(tmp_path, rng)
+    base = ["forecast", "--csv", str(path), "--column", "y", "--horizon", "8", "--plot", ""]
+    tables = []
+    for seed, quiet in ((7, True), (7, False), (8, True)):
+        out_csv = tmp_path / f"fc_{seed}_{quiet}.csv"
+        argv = base + ["--seed", str(seed), "--out", str(out_csv)] + (["--quiet"] if quiet else [])
+        code, _, err = run_cli(argv, capsys)
+        assert code == 0, err
+        if quiet:
+            assert err == ""  # no progress bar, no warnings
+        else:
+            assert "epoch" in err  # the tqdm bar of the training loop
+        tables.append(pd.read_csv(out_csv))
+    pd.testing.assert_frame_equal(tables[0], tables[1])  # same seed: same forecast
+    assert not np.allclose(tables[0].forecast, tables[2].forecast)  # another seed: another model
