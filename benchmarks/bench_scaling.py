@@ -107,6 +107,22 @@ def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -
     return rows
 
 
+def profile_step(models: dict, L: int, batch: int, d_model: int) -> None:
+    """Top CUDA kernels of one training step per model (where the time goes)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for name, model in models.items():
+        step = _train_step_factory(model, batch, L, d_model)
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            step()
+            torch.cuda.synchronize()
+        print(f"--- {name}, L={L}, batch {batch}")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+
+
 @torch.no_grad()
 def bench_million(mamba, L: int, d_model: int) -> dict:
     torch.cuda.empty_cache()
@@ -229,6 +245,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fast", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--results", default="benchmarks/RESULTS.md", help="markdown file to append to ('' = none)")
     ap.add_argument("--json", default=None, help="also write the raw numbers here")
+    ap.add_argument("--profile", type=int, default=0, metavar="L",
+                    help="only profile one Mamba and one Transformer training step at length L")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench_scaling needs a CUDA device; none found, nothing measured.")
@@ -255,6 +273,9 @@ def main(argv=None) -> int:
     )
     print(f"device {meta['device']}, backend {meta['backend']}, params mamba {m_params:,} "
           f"transformer {t_params:,} (d_ff {d_ff})", flush=True)
+    if args.profile:
+        profile_step({"mamba": mamba, "transformer": transformer}, args.profile, batch, d_model)
+        return 0
     train = bench_training({"mamba": mamba, "transformer": transformer}, lengths, batch, d_model,
                            reps=2 if args.fast else 3)
     mil = bench_million(mamba.eval(), million, d_model)

@@ -332,12 +332,15 @@ class MambaBlock(nn.Module):
         if pad is not None:
             xi = xi.masked_fill(pad[..., None], 0.0)  # padded conv inputs = the conv's zero padding
         xi = xi.transpose(1, 2)  # (b E L)
-        prev = (
-            xi.new_zeros(b, E, k - 1) if state is None else state.conv.to(xi.dtype)
-        )  # (b E k-1)
-        xc = torch.cat([prev, xi], dim=-1)  # (b E L+k-1)
-        conv_state = xc[:, :, xc.shape[-1] - (k - 1) :]  # (b E k-1)
-        u = F.silu(F.conv1d(xc, self.conv1d.weight, self.conv1d.bias, groups=E))  # (b E L)
+        if state is None:
+            # Zero history: let the convolution pad, rather than copying x into a longer buffer.
+            conv = F.conv1d(xi, self.conv1d.weight, self.conv1d.bias, padding=k - 1, groups=E)[..., :L]
+            conv_state = F.pad(xi[:, :, max(0, L - (k - 1)) :], (max(0, k - 1 - L), 0))  # (b E k-1)
+        else:
+            xc = torch.cat([state.conv.to(xi.dtype), xi], dim=-1)  # (b E L+k-1)
+            conv = F.conv1d(xc, self.conv1d.weight, self.conv1d.bias, groups=E)  # (b E L)
+            conv_state = xc[:, :, xc.shape[-1] - (k - 1) :]  # (b E k-1)
+        u = F.silu(conv)  # (b E L)
         x_dbl = self.x_proj(u.transpose(1, 2))  # (b L R+2N)
         dt, Bm, Cm = torch.split(x_dbl, [R, N, N], dim=-1)  # (b L R), (b L N), (b L N)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # (b E L)
