@@ -276,8 +276,7 @@ def main(argv=None):
                 dataclasses.replace(base, T_fwd=4, BD=32),
                 dataclasses.replace(base, fill=16, fill_bwd=32),
                 dataclasses.replace(base, T_bwd=4),
-                dataclasses.replace(base, BD_bwd=16),
-                dataclasses.replace(base, rev_flip=False)]
+                dataclasses.replace(base, BD_bwd=16)]
         for cfg in cfgs:
             ts._CONFIG_OVERRIDE = cfg
             for dtype, b, d, L, cf, cfb in rows:

@@ -20,15 +20,21 @@ state is needed for the decay gradients.
 
 Layout of the work
 ------------------
-One program owns a batch row and a block of ``BD`` channels (and, for long
-sequences with few channels, a *range* of time). It keeps the ``(N, BD)``
-state in registers and walks time in chunks of ``T`` steps: a chunk is a
-``(T, N, BD)`` tile whose ``T`` axis lies inside each thread (the slowest tile
-axis, so Triton's default layout puts the channels on the lanes and the states
-on the warps), so the scan over ``T`` is a sequential in-register
-:func:`triton.language.associative_scan` on ``(a, b)`` pairs and the sums over
-``N`` stay in registers and shared memory. Loads and stores of ``(T, BD)``
-tiles run along ``L``, the contiguous axis.
+One program (one warp by default) owns a batch row and a block of ``BD``
+channels (and, when there are few channels, a *range* of time). It keeps the
+``(N, BD)`` state in registers and walks time in chunks of ``T`` steps: a
+chunk is a ``(T, N, BD)`` tile whose ``T`` axis is the slowest, so Triton's
+default layout keeps it inside each thread and puts channels (then states) on
+the lanes. The scan over ``T`` is then a sequential in-register
+:func:`triton.language.associative_scan` of ``(a, b)`` pairs, with the carried
+state folded into the first ``b``; chunk end states are read off that scan.
+Loads and stores of ``(T, BD)`` tiles run along ``L``, the contiguous axis,
+and Triton pipelines them under the arithmetic. The backward's reverse
+recurrence is a forward scan of time-flipped tiles (the compiled
+``reverse=True`` scan moved every element across lanes), and the channel sums
+of the B and C gradients are added into float32 buffers with atomics.
+``exp2`` with ``log2 e`` folded into ``A`` runs on the MUFU; in float32 on a
+GPU so do softplus's log and the divisions.
 
 Memory
 ------
@@ -256,7 +262,7 @@ def _fwd_kernel(
     HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr,
     STATE_ONLY: tl.constexpr, SAVE_CKPT: tl.constexpr, WRITE_LAST: tl.constexpr,
-    PREFETCH: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr,
+    STAGES: tl.constexpr, FAST: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -289,12 +295,7 @@ def _fwd_kernel(
     seg_hi = tl.minimum(seg_lo + spr, nseg)
     t_lo = seg_lo * SEG
     t_hi = tl.minimum(seg_hi * SEG, L)
-    # Software pipelining by hand: the loads of chunk i+1 are issued before
-    # the arithmetic of chunk i, so their latency hides behind it.
-    ur, dr, zr, B3, C3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off,
-                                     t_lo + t_i, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
-                                     HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B, VAR_C,
-                                     ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
+    # Triton pipelines the loads of the next chunks (cp.async) under this one.
     for t0 in tl.range(t_lo, t_hi, T, num_stages=STAGES):
         if SAVE_CKPT:
             if t0 % SEG == 0:
@@ -303,17 +304,10 @@ def _fwd_kernel(
         t = t0 + t_i                                              # (T,)
         m2 = (t < L)[:, None] & dm[None, :]                       # (T, BD)
         off2 = row_off + t[:, None]
-        if PREFETCH:
-            nur, ndr, nzr, nB3, nC3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc,
-                                                  row_off, t + T, dm, n, nm, d, cpgB, GB, cpgC,
-                                                  GC, L, N, HAS_Z and not STATE_ONLY,
-                                                  not STATE_ONLY, VAR_B, VAR_C, ONE_GROUP_B,
-                                                  ONE_GROUP_C, pid_b, d0)
-        else:
-            ur, dr, zr, B3, C3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc,
-                                             row_off, t, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
-                                             HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B,
-                                             VAR_C, ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
+        ur, dr, zr, B3, C3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off,
+                                         t, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
+                                         HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B, VAR_C,
+                                         ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
         dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
         uu = ur.to(cdt)
         dtu = dt * uu                                             # (T, BD)
@@ -332,8 +326,6 @@ def _fwd_kernel(
                 zz = zr.to(cdt)
                 y = y * zz * _sigmoid(zz, FAST)
             tl.store(y_ptr + off2, y.to(y_ptr.dtype.element_ty), mask=m2)
-        if PREFETCH:
-            ur, dr, zr, B3, C3 = nur, ndr, nzr, nB3, nC3
 
     if STATE_ONLY:
         tl.store(hout_ptr + st_off, h.to(hout_ptr.dtype.element_ty), mask=ndm)
@@ -403,8 +395,7 @@ def _bwd_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
-    CARRY_ONLY: tl.constexpr, STAGES: tl.constexpr, DOT: tl.constexpr,
-    REV_FLIP: tl.constexpr, FAST: tl.constexpr,
+    CARRY_ONLY: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -484,23 +475,16 @@ def _bwd_kernel(
                 dy = dout * zz * sz
             else:
                 dy = dout
-            if REV_FLIP:
-                # The reverse scan as a forward scan of time-flipped tiles: the
-                # compiled reverse=True scan shuffles every element across lanes.
-                alpha = tl.exp2(tl.flip(dtn, 0)[:, None, :] * A2[None, :, :])
-                if VAR_C:
-                    c = tl.flip(C3, 0) * tl.flip(dy, 0)[:, None, :]
-                else:
-                    c = C3 * tl.flip(dy, 0)[:, None, :]
-                qs = _scan_from(alpha, c, q, T)                    # q, time flipped
-                q = _last(qs, T)
-                qs = tl.flip(qs, 0)                                # q_t, (T, NP, BD)
+            # The reverse recurrence as a forward scan of time-flipped tiles: the
+            # compiled reverse=True scan shuffled every element across lanes.
+            alpha = tl.exp2(tl.flip(dtn, 0)[:, None, :] * A2[None, :, :])   # (T, NP, BD)
+            if VAR_C:
+                c = tl.flip(C3, 0) * tl.flip(dy, 0)[:, None, :]
             else:
-                alpha = tl.exp2(dtn[:, None, :] * A2[None, :, :])  # (T, NP, BD)
-                c = C3 * dy[:, None, :]
-                qa, qc = tl.associative_scan((alpha, c), 0, _first_order, reverse=True)
-                qs = qa * q[None, :, :] + qc                       # q_t, (T, NP, BD)
-                q = tl.sum(tl.where(t_i[:, None, None] == 0, qs, 0.0), axis=0)
+                c = C3 * tl.flip(dy, 0)[:, None, :]
+            qs = _scan_from(alpha, c, q, T)                        # q, time flipped
+            q = _last(qs, T)                                       # q at the chunk's first step
+            qs = tl.flip(qs, 0)                                    # q_t, (T, NP, BD)
             if CARRY_ONLY:
                 sq += tl.sum(dtn, axis=0)
             else:
@@ -539,12 +523,12 @@ def _bwd_kernel(
                 gC = hs * dy[:, None, :]
                 if VAR_B:
                     _scatter_group(dB_ptr, gB, t, tm, n, nm, d, dm, cpgB, GB, L, dim, N, BD,
-                                   ONE_GROUP_B, pid_b, d0, T, NP, DOT)
+                                   ONE_GROUP_B, pid_b, d0)
                 else:
                     dB_acc += tl.sum(gB, axis=0)
                 if VAR_C:
                     _scatter_group(dC_ptr, gC, t, tm, n, nm, d, dm, cpgC, GC, L, dim, N, BD,
-                                   ONE_GROUP_C, pid_b, d0, T, NP, DOT)
+                                   ONE_GROUP_C, pid_b, d0)
                 else:
                     dC_acc += tl.sum(gC, axis=0)
 
@@ -574,22 +558,12 @@ def _bwd_kernel(
 
 @triton.jit
 def _scatter_group(ptr, g3, t, tm, n, nm, d, dm, cpg, G, L, dim, N: tl.constexpr,
-                   BD: tl.constexpr, ONE_GROUP: tl.constexpr, pid_b, d0, T: tl.constexpr,
-                   NP: tl.constexpr, DOT: tl.constexpr):
+                   BD: tl.constexpr, ONE_GROUP: tl.constexpr, pid_b, d0):
     """Add ``g3`` (T, NP, BD), summed over the channels of each group, into (b, G, N, L)."""
     msk = tm[:, None] & nm[None, :]
     off = n[None, :] * L + t[:, None]                              # (T, NP)
     if ONE_GROUP:
-        if DOT:
-            # The channel sum on the tensor cores, (T·NP, BD) @ (BD, 16) with a
-            # ones column: cheaper than log2(BD) rounds of lane shuffles.
-            # tf32x3 keeps float32 accuracy.
-            ones = tl.where((tl.arange(0, BD)[:, None] >= 0) & (tl.arange(0, 16)[None, :] == 0),
-                            1.0, 0.0)
-            r = tl.dot(tl.reshape(g3, (T * NP, BD)), ones, input_precision="tf32x3")
-            part = tl.reshape(tl.sum(r, axis=1), (T, NP))
-        else:
-            part = tl.sum(g3, axis=2)
+        part = tl.sum(g3, axis=2)
         row = (pid_b.to(tl.int64) * G + d0 // cpg) * N * L
         tl.atomic_add(ptr + row + off, part, mask=msk, sem="relaxed")
     else:
@@ -622,13 +596,10 @@ class _Config:
     R: int | None = None
     BD_bwd: int | None = None         # backward tiles (default: the forward's)
     num_warps_bwd: int | None = None
-    prefetch: bool = False            # forward: load chunk i+1 before computing chunk i
     stages: int = 1                   # forward: Triton software-pipelining depth
     stages_bwd: int = 1
     fill: int = 16                    # warps per multiprocessor that ranges aim for
     fill_bwd: int | None = None
-    dot: bool = False                 # backward: channel sums of dB, dC on the tensor cores
-    rev_flip: bool = True             # backward: reverse scan as a scan of flipped tiles
 
 
 def _next_pow2(x: int) -> int:
@@ -655,8 +626,7 @@ def _default_config(N: int, itemsize: int, interpret: bool) -> _Config:
         bd, t_fwd, fill = 16, max(2, min(32, 128 // NP)), 64
     t_bwd = max(2, min(16, 128 // NP))
     return _Config(BD=bd, T_fwd=t_fwd, T_bwd=t_bwd, SEG=128, num_warps=1, stages=3, fill=fill,
-                   BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=64, dot=False,
-                   rev_flip=True)
+                   BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=64)
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
@@ -756,7 +726,7 @@ def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, p
     common = dict(SEG=cfg.SEG, N=N, NP=pr.NP, BD=pr.BD, HAS_D=D is not None, HAS_Z=z is not None,
                   HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), VAR_B=pr.var_b,
                   VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=pr.num_warps,
-                  PREFETCH=cfg.prefetch, STAGES=cfg.stages,
+                  STAGES=cfg.stages,
                   FAST=_fast_math(u, cdt))
     dummy = A2
     ptrs = (u, delta, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
@@ -799,8 +769,6 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
                   VAR_B=pr.var_b, VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc,
                   HAS_H0=initial_state is not None, num_warps=pr.num_warps,
                   STAGES=cfg.stages_bwd,
-                  DOT=bool(cfg.dot and cdt == torch.float32 and pr.BD >= 16
-                           and cfg.T_bwd * pr.NP >= 16), REV_FLIP=cfg.rev_flip,
                   FAST=_fast_math(u, cdt))
     ptrs = (u, delta, A, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
