@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import platform
 import time
@@ -70,8 +71,9 @@ def _device() -> str:
             f"({torch.get_num_threads()} threads), load avg {load:.1f}, {platform.python_version()}")
 
 
-def run_ucr(name: str, seed: int) -> dict:
+def run_ucr(name: str, seed: int, override: dict | None = None) -> dict:
     ref, target, params = UCR[name]
+    params = {**params, **(override or {})}
     folder = os.path.join(DATA, f"ucr_{name}")
     X_tr, y_tr = read_ucr(folder, "train")
     X_te, y_te = read_ucr(folder, "test")
@@ -147,9 +149,9 @@ def run_sunspots_monthly(seed: int) -> list[dict]:
 
 
 RUNS = {
-    "ECG200": lambda seed: [run_ucr("ECG200", seed)],
-    "ECGFiveDays": lambda seed: [run_ucr("ECGFiveDays", seed)],
-    "PigCVP": lambda seed: [run_ucr("PigCVP", seed)],
+    "ECG200": lambda seed, o=None: [run_ucr("ECG200", seed, o)],
+    "ECGFiveDays": lambda seed, o=None: [run_ucr("ECGFiveDays", seed, o)],
+    "PigCVP": lambda seed, o=None: [run_ucr("PigCVP", seed, o)],
     "sunspots_yearly": run_sunspots_yearly,
     "sunspots_monthly": run_sunspots_monthly,
 }
@@ -167,13 +169,16 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(RUNS), help="comma-separated runs")
     ap.add_argument("--seeds", default="0", help="comma-separated random_state values")
     ap.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    ap.add_argument("--params", default="{}",
+                    help="JSON estimator parameters overriding the table's (UCR runs only)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     device = _device()
     rows = []
     for name in args.only.split(","):
         for seed in seeds:
-            for row in RUNS[name](seed):
+            extra = (json.loads(args.params),) if name in UCR and args.params != "{}" else ()
+            for row in RUNS[name](seed, *extra):
                 row["seed"] = seed
                 rows.append(row)
                 print(f"{row['task']:<36} seed {seed}  {row['metric']} {row['value']:.4g} "

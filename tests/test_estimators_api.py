@@ -214,6 +214,9 @@ def test_regressor_multi_target_and_1d_input(rng):
     assert reg.predict(X).shape == (16, 2)
     one = MambaRegressor(**TINY).fit(X[0], [1.0])
     assert one.predict(X[1]).shape == (1,)
+    assert one.predict(X[1:4]).shape == (3,)  # a collection of such series
+    with pytest.raises(ValueError, match="Reshape your data"):
+        reg.predict(X[0])
 
 
 # ----------------------------------------------------------------------------- bad input

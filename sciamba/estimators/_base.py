@@ -161,10 +161,15 @@ class MambaEstimatorMixin:
             )
             total = self.max_epochs
             steps_per_epoch = max(1, math.ceil(len(train_samples) / self.batch_size))
-            # Linear warm-up over the first epochs, then cosine decay to 10 %.
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, _warmup_cosine(total * steps_per_epoch, min(steps_per_epoch * 2, total * steps_per_epoch // 10 + 1))
+            # Linear warm-up over the first epochs, then cosine decay to 10 %;
+            # with early stopping, also halved on each plateau of a third of
+            # the patience (fine-tuning before giving up).
+            base = _warmup_cosine(
+                total * steps_per_epoch, min(steps_per_epoch * 2, total * steps_per_epoch // 10 + 1)
             )
+            plateau = [1.0]
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: base(step) * plateau[0])
+            plateau_every = max(2, self.n_iter_no_change // 3)
             monitor = "val_loss" if val_samples is not None and len(val_samples) else "train_loss"
             best = math.inf
             best_state = None
@@ -220,6 +225,8 @@ class MambaEstimatorMixin:
                         best_state = copy.deepcopy(model.state_dict())
                 else:
                     stale += 1
+                    if self.early_stopping and stale % plateau_every == 0:
+                        plateau[0] *= 0.5
                 if self.early_stopping and stale >= self.n_iter_no_change:
                     break
             bar.close()

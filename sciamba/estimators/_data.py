@@ -12,6 +12,9 @@ Layout rules (time is the last axis, as in ``scipy.signal``):
 * a 1-D array is one series, a 2-D array ``(n_series, n_timesteps)`` a
   collection of univariate series, a 3-D array
   ``(n_series, n_channels, n_timesteps)`` a collection of multichannel ones;
+  after ``fit`` the same layout is required (a model fitted on one 1-D series
+  also takes 2-D collections of such series), as scikit-learn requires 2-D
+  input after a 2-D fit;
 * ``n_features_in_`` is, as everywhere in scikit-learn, the size of axis 1 of
   the training ``X`` (time steps for 2-D input, channels for 3-D input); the
   whole per-series shape ``X.shape[1:]`` seen in ``fit`` is required again at
@@ -266,7 +269,9 @@ def as_panel(
         estimator._input_ndim = ndim
     else:
         fitted_ndim = estimator._input_ndim
-        if ndim != fitted_ndim:
+        # A model fitted on one series also takes a collection of such series
+        # (2-D); other changes of layout are ambiguous or wrong.
+        if ndim != fitted_ndim and not (fitted_ndim == 1 and ndim == 2):
             what = {1: "a single 1-D series", 2: "a 2-D array (n_series, n_timesteps)",
                     3: "a 3-D array (n_series, n_channels, n_timesteps)"}
             raise ValueError(

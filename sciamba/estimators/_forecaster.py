@@ -77,20 +77,25 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         None: point forecasts trained with the squared error.
     backbone : {"mamba", "s4d", "transformer", "lstm"}, default="mamba"
         Causal sequence model from :func:`sciamba.nn.make_backbone`.
-    d_model : int, default=64
-        Width of the backbone.
+    d_model : int, default=32
+        Width of the backbone. The defaults (32 wide, 2 layers, 8 states per
+        channel) keep a CPU fit of a few hundred series of a few hundred steps
+        within minutes; raise them on a GPU or for large data sets.
     n_layers : int, default=2
         Number of backbone layers.
-    d_state : int, default=16
+    d_state : int, default=8
         State size per channel of the SSM backbones.
     expand : int, default=2
         Expansion factor of the Mamba block.
     max_epochs : int, default=100
         Maximum passes over the training windows.
-    batch_size : int, default=32
+    batch_size : int, default=16
         Windows per gradient step.
-    learning_rate : float, default=1e-3
-        Peak AdamW learning rate (linear warm-up, cosine decay).
+    learning_rate : float, default=3e-3
+        Peak AdamW learning rate (linear warm-up over two epochs, cosine
+        decay to a tenth over ``max_epochs``; with early stopping also halved
+        whenever the monitored loss has not improved for a third of
+        ``n_iter_no_change`` epochs).
     weight_decay : float, default=0.0
         AdamW decoupled weight decay.
     early_stopping : bool, default=True
@@ -101,8 +106,9 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         split at all the training loss is watched.
     validation_fraction : float, default=0.1
         Share of each series' end held out for early stopping.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+    n_iter_no_change : int, default=15
+        Patience of early stopping, in epochs (validation sets of small data
+        sets are noisy, hence more than a few).
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
     precision : {"auto", "float32", "bfloat16"}, default="auto"
@@ -195,17 +201,17 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         quantiles: Any = None,
         *,
         backbone: str = "mamba",
-        d_model: int = 64,
+        d_model: int = 32,
         n_layers: int = 2,
-        d_state: int = 16,
+        d_state: int = 8,
         expand: int = 2,
         max_epochs: int = 100,
-        batch_size: int = 32,
-        learning_rate: float = 1e-3,
+        batch_size: int = 16,
+        learning_rate: float = 3e-3,
         weight_decay: float = 0.0,
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: int = 15,
         device: str | torch.device = "auto",
         precision: str = "auto",
         random_state: Any = None,
