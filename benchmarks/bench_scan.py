@@ -271,7 +271,7 @@ def main(argv=None):
 
         import dataclasses
 
-        base = ts._default_config(N_STATE, 4, False)
+        base = ts._default_config(N_STATE, False)
         cfgs = [None,  # the defaults of each dtype
                 dataclasses.replace(base, T_fwd=4, BD=32),
                 dataclasses.replace(base, fill=16, fill_bwd=32),

@@ -607,25 +607,21 @@ def _next_pow2(x: int) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _default_config(N: int, itemsize: int, interpret: bool) -> _Config:
+def _default_config(N: int, interpret: bool) -> _Config:
     """Tiles measured best on an H100 (Triton 3.6) at N = 16; scaled for other N.
 
     One warp per program: the chunk's layout conversions and the sums over
     states then never wait at a block-wide barrier, and many small programs
-    keep the multiprocessors busy. Half-precision inputs prefer all states of
-    a channel in one thread (32 channels a program).
+    keep the multiprocessors busy. The same tiles won for float32 and bf16
+    inputs (the work is arithmetic-bound, not byte-bound).
     """
     NP = _next_pow2(N)
     if interpret:
         # The interpreter runs every tile op in numpy: small tiles, several
         # chunks per segment and segments per range so every path is exercised.
         return _Config(BD=16, T_fwd=8, T_bwd=4, SEG=16, num_warps=1)
-    if itemsize <= 2:
-        bd, t_fwd, fill = 32, max(2, min(32, 64 // NP)), 16
-    else:
-        bd, t_fwd, fill = 16, max(2, min(32, 128 // NP)), 64
-    t_bwd = max(2, min(16, 128 // NP))
-    return _Config(BD=bd, T_fwd=t_fwd, T_bwd=t_bwd, SEG=128, num_warps=1, stages=3, fill=fill,
+    t = max(2, min(32, 128 // NP))
+    return _Config(BD=16, T_fwd=t, T_bwd=min(t, 16), SEG=128, num_warps=1, stages=3, fill=64,
                    BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=64)
 
 
@@ -877,7 +873,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     ...                           torch.randn(1, 1, 2, 5), torch.randn(1, 1, 2, 5))  # doctest: +SKIP
     """
     interpret = _interpreting()
-    cfg = _CONFIG_OVERRIDE or _default_config(A.shape[1], u.element_size(), interpret)
+    cfg = _CONFIG_OVERRIDE or _default_config(A.shape[1], interpret)
     pr = _problem(u, A, B, C, cfg)
     A2 = (A.detach() * _LOG2E).contiguous()
     tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
