@@ -414,3 +414,15 @@ def test_seed_makes_runs_reproducible_and_quiet_silences_progress(tmp_path, monk
         tables.append(pd.read_csv(out_csv))
     pd.testing.assert_frame_equal(tables[0], tables[1])  # same seed: same forecast
     assert not np.allclose(tables[0].forecast, tables[2].forecast)  # another seed: another model
+
+
+def test_cuda_device_without_cuda_is_one_line(tmp_path, monkeypatch, capsys, rng):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setenv("SCIAMBA_FAST", "1")
+    path = _small_csv(tmp_path, rng)
+    code, _, err = run_cli(["forecast", "--csv", str(path), "--column", "y", "--horizon", "8",
+                            "--device", "cuda", "--plot", "", "--out", "", "--quiet"], capsys)
+    assert_one_line_error(code, err, "torch sees no CUDA device")
