@@ -56,6 +56,7 @@ inputs and calls :func:`selective_scan_triton`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -596,9 +597,9 @@ class _Config:
     R: int | None = None
     BD_bwd: int | None = None         # backward tiles (default: the forward's)
     num_warps_bwd: int | None = None
-    stages: int = 1                   # forward: Triton software-pipelining depth
+    stages: int = 1                   # Triton software-pipelining depth of the time loop
     stages_bwd: int = 1
-    fill: int = 16                    # warps per multiprocessor that ranges aim for
+    fill: int = 16                    # warps per multiprocessor that time ranges aim for
     fill_bwd: int | None = None
 
 
@@ -864,13 +865,28 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     last_state : torch.Tensor
         ``(batch, dim, N)`` in ``A``'s dtype, when ``return_last_state``.
 
+    Notes
+    -----
+    Differentiable with respect to every tensor input, and, unlike
+    mamba_ssm, also through ``last_state`` (so scans can be chained with
+    ``initial_state`` during training). The forward pass saves the state
+    every 128 steps when a gradient is needed; the backward pass recomputes
+    the rest segment by segment.
+
     Examples
     --------
+    Needs CUDA tensors (or CPU tensors with ``TRITON_INTERPRET=1`` set before
+    Triton is imported), hence skipped here:
+
     >>> import torch
     >>> from sciamba.kernels._triton_scan import selective_scan_triton
-    >>> u = torch.randn(1, 3, 5)
-    >>> y = selective_scan_triton(u, torch.rand_like(u), -torch.rand(3, 2),
-    ...                           torch.randn(1, 1, 2, 5), torch.randn(1, 1, 2, 5))  # doctest: +SKIP
+    >>> u = torch.randn(1, 3, 5, device="cuda")  # doctest: +SKIP
+    >>> y, h = selective_scan_triton(
+    ...     u, torch.rand_like(u), -torch.rand(3, 2, device="cuda"),
+    ...     torch.randn(1, 1, 2, 5, device="cuda"), torch.randn(1, 1, 2, 5, device="cuda"),
+    ...     None, None, None, False, True, None)  # doctest: +SKIP
+    >>> y.shape, h.shape  # doctest: +SKIP
+    (torch.Size([1, 3, 5]), torch.Size([1, 3, 2]))
     """
     interpret = _interpreting()
     cfg = _CONFIG_OVERRIDE or _default_config(A.shape[1], interpret)
@@ -880,7 +896,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in tensors)
     on_other_gpu = u.device.type == "cuda" and u.device.index != torch.cuda.current_device()
-    with torch.cuda.device(u.device) if on_other_gpu else _nullcontext():
+    with torch.cuda.device(u.device) if on_other_gpu else contextlib.nullcontext():
         if needs_grad:
             y, last = _SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
                                                  initial_state, bool(delta_softplus), pr, A2)
@@ -890,9 +906,3 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     return (y, last) if return_last_state else y
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
