@@ -327,11 +327,16 @@ class MambaBlock(nn.Module):
         E, N, R, k = self.d_inner, self.d_state, self.dt_rank, self.d_conv
         if state is not None:
             self._check_state(state, b)
-        xz = self.in_proj(x)  # (b L 2E)
-        xi, z = xz.chunk(2, dim=-1)  # (b L E), (b L E)
+        # Channel-major products, (E, d) @ (b, d, L): x and z come out as contiguous
+        # (b E L), the layout of the convolution and the scan, with no transposed copies.
+        xT = x.transpose(1, 2)  # (b d L), a view
+        w_in, b_in = self.in_proj.weight, self.in_proj.bias
+        xi = torch.matmul(w_in[:E], xT)  # (b E L)
+        z = torch.matmul(w_in[E:], xT)  # (b E L)
+        if b_in is not None:
+            xi, z = xi + b_in[:E, None], z + b_in[E:, None]
         if pad is not None:
-            xi = xi.masked_fill(pad[..., None], 0.0)  # padded conv inputs = the conv's zero padding
-        xi = xi.transpose(1, 2)  # (b E L)
+            xi = xi.masked_fill(pad[:, None, :], 0.0)  # padded conv inputs = the conv's zero padding
         if state is None:
             # Zero history: let the convolution pad, rather than copying x into a longer buffer.
             conv = F.conv1d(xi, self.conv1d.weight, self.conv1d.bias, padding=k - 1, groups=E)[..., :L]
@@ -343,7 +348,7 @@ class MambaBlock(nn.Module):
         u = F.silu(conv)  # (b E L)
         x_dbl = self.x_proj(u.transpose(1, 2))  # (b L R+2N)
         dt, Bm, Cm = torch.split(x_dbl, [R, N, N], dim=-1)  # (b L R), (b L N), (b L N)
-        dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # (b E L)
+        dt = torch.matmul(self.dt_proj.weight, dt.transpose(1, 2))  # (b E L)
         A = -torch.exp(_f32(self.A_log))  # (E N)
         y, ssm_state = selective_ssm(
             u,
@@ -352,7 +357,7 @@ class MambaBlock(nn.Module):
             Bm.transpose(1, 2),  # (b N L)
             Cm.transpose(1, 2),  # (b N L)
             _f32(self.D),
-            z.transpose(1, 2),  # (b E L)
+            z,  # (b E L)
             _f32(self.dt_proj.bias),
             scale,
             initial_state=None if state is None else state.ssm,
