@@ -67,6 +67,9 @@ FORECAST_DATASETS: dict[str, tuple[str, int, int, str]] = {
     "sunspots-yearly": ("yearly", 11, 33, "yearly mean sunspot numbers 1700-2008"),
 }
 
+#: Decimation factor of the shipped heart beats in `sciamba classify`.
+BEAT_DECIMATION = 3
+
 CLASSIFY_DATASETS: dict[str, str] = {
     "mitdb100-beats": "MIT-BIH record 100 heart beats (2 leads), labels N/A/V",
 }
@@ -251,10 +254,15 @@ def load_classify_dataset(name: str, seed: int, test_size: float) -> Labelled:
     if name not in CLASSIFY_DATASETS:
         raise _unknown("dataset", name, CLASSIFY_DATASETS)
     from sciamba.datasets import load_mitdb_record100
+    from sciamba.preprocessing import decimate
 
-    X, y = load_mitdb_record100(beats=True, return_X_y=True)
-    X, y = np.asarray(X, dtype=np.float32), np.asarray(y)
-    return _stratified_split(X, y, f"{name} ({CLASSIFY_DATASETS[name]})", seed, test_size)
+    X, y = load_mitdb_record100(beats=True, return_X_y=True)  # (2271, 2, 252) at 360 Hz
+    # 360 -> 120 Hz with an anti-aliasing filter: the QRS complex and P wave lie
+    # below 40 Hz, and a third of the steps makes training three times cheaper.
+    X = np.asarray(decimate(X, BEAT_DECIMATION), dtype=np.float32)  # (2271, 2, 84)
+    data = _stratified_split(X, np.asarray(y), f"{name} ({CLASSIFY_DATASETS[name]})", seed, test_size)
+    data.notes.insert(0, f"beats decimated by {BEAT_DECIMATION}: 360 Hz -> {360 // BEAT_DECIMATION} Hz")
+    return data
 
 
 def _stratified_split(X, y, description: str, seed: int, test_size: float) -> Labelled:

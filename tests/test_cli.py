@@ -365,7 +365,7 @@ def test_mitdb_beats_split_leaves_out_the_single_v_beat():
     from sciamba._cli_data import load_classify_dataset
 
     data = load_classify_dataset("mitdb100-beats", seed=0, test_size=0.3)
-    assert data.X_train.shape[1:] == (2, 252)
+    assert data.X_train.shape[1:] == (2, 84)  # decimated 360 -> 120 Hz
     assert set(np.unique(data.y_train)) == {"A", "N"} == set(np.unique(data.y_test))
     assert len(data.y_train) + len(data.y_test) == 2270
     assert any("single example" in note and "V" in note for note in data.notes)
