@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import os
 
@@ -14,8 +15,13 @@ __all__ = ["BACKENDS", "BackendReport", "available_backends", "resolve_backend"]
 BACKENDS = ("auto", "torch", "triton")
 
 
+@functools.lru_cache(maxsize=None)
 def _triton_importable() -> str | None:
-    """None when Triton and our Triton kernels can be imported, else the reason."""
+    """None when Triton and our Triton kernels can be imported, else the reason.
+
+    Cached: installed packages do not change within a process, and the
+    module search costs ~80 us, too much for every scan call.
+    """
     if importlib.util.find_spec("triton") is None:
         return "the 'triton' package is not installed (pip install triton)"
     if importlib.util.find_spec(f"{__package__}._triton_scan") is None:
@@ -122,16 +128,20 @@ def available_backends(device: str | torch.device | None = None) -> BackendRepor
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """Map a user's ``backend=`` to ``"torch"`` or ``"triton"``, or raise."""
+    if backend == "torch":
+        return backend
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}")
-    report = available_backends(device)
+    triton_ok = _triton_importable() is None
     if backend == "auto":
-        return report.auto
-    if backend == "triton" and not ({"triton", "triton-interpret"} & set(report.available)):
-        reasons = "; ".join(f"{k}: {v}" for k, v in report.unavailable.items())
-        raise ValueError(
-            f"backend='triton' cannot run on {device.type} tensors here ({reasons}). "
-            "Move the tensors to a CUDA device, set TRITON_INTERPRET=1 before importing "
-            "sciamba.kernels (slow, for testing), or use backend='torch'."
-        )
-    return backend
+        # Same rule as available_backends(device).auto, without building the report.
+        return "triton" if device.type == "cuda" and triton_ok and not _interpret_enabled() else "torch"
+    if triton_ok and (device.type == "cuda" or (device.type == "cpu" and _interpret_enabled())):
+        return backend
+    report = available_backends(device)
+    reasons = "; ".join(f"{k}: {v}" for k, v in report.unavailable.items())
+    raise ValueError(
+        f"backend='triton' cannot run on {device.type} tensors here ({reasons}). "
+        "Move the tensors to a CUDA device, set TRITON_INTERPRET=1 before importing "
+        "sciamba.kernels (slow, for testing), or use backend='torch'."
+    )

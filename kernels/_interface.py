@@ -59,6 +59,13 @@ def _check_shape(name: str, x: torch.Tensor, shape: tuple[int, ...], names: str)
         raise ValueError(f"{name} must have shape {names} = {shape}, got {tuple(x.shape)}")
 
 
+def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` in ``dtype``, contiguous; no dispatch when it already is (this runs on every call)."""
+    if x.dtype != dtype:
+        x = x.to(dtype)
+    return x if x.is_contiguous() else x.contiguous()
+
+
 def _weight(name: str, x: torch.Tensor | None, shape: tuple[int, ...], names: str, cdt: torch.dtype, device):
     """A parameter-like input: check shape and device, cast to the compute dtype."""
     if x is None:
@@ -66,7 +73,7 @@ def _weight(name: str, x: torch.Tensor | None, shape: tuple[int, ...], names: st
     _check_tensor(name, x)
     _check_device(name, x, device)
     _check_shape(name, x, shape, names)
-    return x.to(cdt).contiguous()
+    return _as(x, cdt)
 
 
 def _activation_dtype_check(name: str, x: torch.Tensor, dtype: torch.dtype) -> None:
@@ -83,9 +90,7 @@ def _grouped(name: str, x: torch.Tensor, forms: str, b: int, d: int, N: int, tai
         raise ValueError(
             f"{name} has G={G} groups but dim={d} is not divisible by G; channel c uses group c // (dim // G)"
         )
-    if x.dtype not in (in_dtype, cdt):
-        x = x.to(cdt)
-    return x.contiguous()
+    return _as(x, x.dtype if x.dtype in (in_dtype, cdt) else cdt)
 
 
 def _scan_matrix(name: str, x, b: int, d: int, N: int, L: int, in_dtype, cdt, device) -> torch.Tensor:
@@ -96,7 +101,7 @@ def _scan_matrix(name: str, x, b: int, d: int, N: int, L: int, in_dtype, cdt, de
     if x.dim() == 2:
         if tuple(x.shape) != (d, N):
             raise ValueError(f"{name} must have one of the shapes {forms}; got {tuple(x.shape)}")
-        return x.to(cdt).contiguous()
+        return _as(x, cdt)
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.dim() != 4:
@@ -156,7 +161,7 @@ def validate_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, ini
         _check_device("z", z, device)
         _check_shape("z", z, (b, d, L), "(batch, dim, L)")
         _activation_dtype_check("z", z, in_dtype)
-        z = z.contiguous()
+        z = _as(z, in_dtype)
     _check_tensor("A", A)
     _check_device("A", A, device)
     if A.dim() != 2 or A.shape[0] != d:
@@ -164,13 +169,13 @@ def validate_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, ini
     N = A.shape[1]
     if N == 0:
         raise ValueError("A has N = 0 states; the scan needs at least one")
-    A = A.to(cdt).contiguous()
+    A = _as(A, cdt)
     B = _scan_matrix("B", B, b, d, N, L, in_dtype, cdt, device)
     C = _scan_matrix("C", C, b, d, N, L, in_dtype, cdt, device)
     D = _weight("D", D, (d,), "(dim,)", cdt, device)
     delta_bias = _weight("delta_bias", delta_bias, (d,), "(dim,)", cdt, device)
     initial_state = _weight("initial_state", initial_state, (b, d, N), "(batch, dim, N)", cdt, device)
-    return ScanInputs(u.contiguous(), delta.contiguous(), A, B, C, D, z, delta_bias, initial_state)
+    return ScanInputs(_as(u, in_dtype), _as(delta, in_dtype), A, B, C, D, z, delta_bias, initial_state)
 
 
 def validate_step_inputs(state, x, dt, A, B, C, D=None, z=None, dt_bias=None):

@@ -60,6 +60,19 @@ def test_available_backends_default_device():
     assert report.available[-1] == "torch"
 
 
+@pytest.mark.parametrize("interpret", ["0", "1"])
+@pytest.mark.parametrize("device", ["cpu", "cuda", "meta"])
+def test_auto_resolution_matches_report(monkeypatch, device, interpret):
+    """The fast dispatch path and available_backends() agree on what "auto" means."""
+    from sciamba.kernels._backends import resolve_backend
+
+    monkeypatch.setenv("TRITON_INTERPRET", interpret)
+    assert resolve_backend("auto", torch.device(device)) == available_backends(device).auto
+    if device == "cuda":
+        has = importlib.util.find_spec("sciamba.kernels._triton_scan") is not None
+        assert available_backends(device).auto == ("triton" if has and interpret == "0" else "torch")
+
+
 @pytest.mark.parametrize("backend", ["cuda", "Torch", "", None, 3])
 def test_unknown_backend(rng, backend):
     with pytest.raises(ValueError, match="unknown backend"):
