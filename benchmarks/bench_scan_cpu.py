@@ -118,7 +118,7 @@ def _worker(impl: str, b: int, d: int, L: int, N: int, mode: str, repeat: int) -
 def run(impl: str, b: int, d: int, L: int, N: int, mode: str, repeat: int) -> dict | None:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, str(b), str(d), str(L), str(N), mode,
            str(repeat)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print(f"  [{impl} {b}x{d}x{L}x{N} {mode}] failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -172,16 +172,18 @@ def main(argv=None) -> None:
 
     load = os.getloadavg()
     header = (
-        f"## bench_scan_cpu.py -- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n\n"
+        f"## bench_scan_cpu.py -- {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"Device: {_device()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"load average during the run {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} (other jobs share the cores). "
         f"fp32, delta_softplus, D; median of {args.repeat} calls after a warm-up; peak = max RSS minus RSS "
         "with inputs built, before the first call; each case in its own process; CPU = process CPU time "
         "(all threads).\n"
     )
-    lines = [header, "| shape b×d×L×N | mode | sciamba torch ms (CPU ms) | peak MB | mambapy pscan ms (CPU ms) | peak MB "
-             "| speed-up wall (CPU) | memory ratio |",
-             "|---|---|---|---|---|---|---|---|"]
+    columns = (
+        "| shape b×d×L×N | mode | sciamba torch ms (CPU ms) | peak MB | mambapy pscan ms (CPU ms) | peak MB "
+        "| speed-up wall (CPU) | memory ratio |"
+    )
+    lines = [header, columns, "|---|---|---|---|---|---|---|---|"]
     for ours, ref in rows:
         if ours is None:
             continue

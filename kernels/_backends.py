@@ -15,7 +15,7 @@ __all__ = ["BACKENDS", "BackendReport", "available_backends", "resolve_backend"]
 BACKENDS = ("auto", "torch", "triton")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _triton_importable() -> str | None:
     """None when Triton and our Triton kernels can be imported, else the reason.
 

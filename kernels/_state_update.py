@@ -75,7 +75,7 @@ def selective_state_update(
     """
     x, dt, A, B, C, D, z, dt_bias = validate_step_inputs(state, x, dt, A, B, C, D, z, dt_bias)
     cdt = state.dtype
-    b, d, N = state.shape
+    d = state.shape[1]
     G = B.shape[1]
     Bc = B.to(cdt).repeat_interleave(d // G, dim=1) if G != d else B.to(cdt)  # (b d N)
     G = C.shape[1]

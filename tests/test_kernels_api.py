@@ -8,14 +8,13 @@ import sys
 import types
 
 import pytest
-import torch
-
 import sciamba.kernels as K
+import torch
 from sciamba.kernels import available_backends, selective_scan, selective_scan_ref, selective_state_update
 
 
 def small(rng, b=2, d=4, L=6, N=3, dtype=torch.float64):
-    t = lambda *s: torch.tensor(rng.standard_normal(s), dtype=dtype)  # noqa: E731
+    t = lambda *s: torch.tensor(rng.standard_normal(s), dtype=dtype)
     return {
         "u": t(b, d, L),
         "delta": torch.tensor(rng.uniform(0.05, 1.0, (b, d, L)), dtype=dtype),
@@ -207,7 +206,7 @@ def test_reference_rejects_backend_argument(rng):
 )
 def test_state_update_steps_equal_scan(rng, B_form, C_form, options):
     b, d, L, N, G = 3, 6, 11, 4, 2
-    t = lambda *s: torch.tensor(rng.standard_normal(s))  # noqa: E731
+    t = lambda *s: torch.tensor(rng.standard_normal(s))
     mats = {"variable": lambda: t(b, N, L), "grouped": lambda: t(b, G, N, L), "invariant": lambda: t(d, N)}
     u, delta, A = t(b, d, L), t(b, d, L), -torch.tensor(rng.uniform(0.1, 2, (d, N)))
     B, C = mats[B_form](), mats[C_form]()
@@ -220,7 +219,7 @@ def test_state_update_steps_equal_scan(rng, B_form, C_form, options):
         delta = delta.abs()
     y, h = selective_scan(u, delta, A, B, C, D, z, bias, sp, True, initial_state=h0, backend="torch")
     state = torch.zeros(b, d, N, dtype=torch.float64) if h0 is None else h0.clone()
-    at = lambda M, i: M if M.dim() == 2 else M[..., i]  # noqa: E731
+    at = lambda M, i: M if M.dim() == 2 else M[..., i]
     steps = [
         selective_state_update(
             state, u[..., i], delta[..., i], A, at(B, i), at(C, i), D=D,
@@ -277,7 +276,7 @@ def test_zero_step_leaves_state_unchanged(rng, backend):
     x = small(rng, L=7)
     x["delta"] = torch.zeros_like(x["delta"])
     h0 = torch.tensor(rng.standard_normal((2, 4, 3)))
-    y, h = fn(**x, return_last_state=True, initial_state=h0)
+    _, h = fn(**x, return_last_state=True, initial_state=h0)
     torch.testing.assert_close(h, h0, rtol=0, atol=0)
 
 
@@ -297,7 +296,7 @@ def test_left_padding_batches_unequal_lengths(rng, softplus):
     padded = []
     for k, (u, delta, B, C, z) in enumerate(series):
         p = L - lengths[k]
-        fill = lambda x, v=0.0: torch.nn.functional.pad(x, (p, 0), value=v)  # noqa: E731
+        fill = lambda x, v=0.0, p=p: torch.nn.functional.pad(x, (p, 0), value=v)
         padded.append((fill(u, 123.0), fill(delta, pad_delta), fill(B, 7.0), fill(C), fill(z)))
     batch = [torch.cat(parts) for parts in zip(*padded)]
     y, h = selective_scan(batch[0], batch[1], A, batch[2], batch[3], D, batch[4], bias, softplus, True,

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
-
 from sciamba.kernels import selective_scan_ref
 
 

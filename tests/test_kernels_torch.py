@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
-
 import sciamba.kernels._torch_scan as torch_scan
+import torch
 from sciamba.kernels import selective_scan, selective_scan_ref
 from sciamba.kernels._interface import validate_scan_inputs
 
@@ -19,7 +18,7 @@ def make_inputs(rng, b, d, L, N, B_form="variable", C_form=None, options=OPTIONS
         shape = {"variable": (b, N, L), "grouped": (b, G, N, L), "invariant": (d, N)}[form]
         return rng.standard_normal(shape)
 
-    t = lambda x, dt=dtype: torch.tensor(x, dtype=dt, requires_grad=True)  # noqa: E731
+    t = lambda x, dt=dtype: torch.tensor(x, dtype=dt, requires_grad=True)
     kw = {
         "u": t(rng.standard_normal((b, d, L))),
         "delta": t(rng.standard_normal((b, d, L)) if "softplus" in options else rng.uniform(0.01, 1.5, (b, d, L))),
@@ -199,7 +198,7 @@ def test_extreme_step_sizes_stay_finite(rng, dtype):
     assert torch.isfinite(y).all() and torch.isfinite(h).all()
     assert all(torch.isfinite(v).all() for v in g.values())
     kw64 = {k: (v.detach().double().requires_grad_() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
-    y64, h64, g64 = run_and_grad(selective_scan_ref, kw64, weights)
+    y64, _, g64 = run_and_grad(selective_scan_ref, kw64, weights)
     scale = y64.abs().max().item()
     tol = 1e-10 if dtype == torch.float64 else 1e-5
     torch.testing.assert_close(y.double(), y64, rtol=tol, atol=tol * scale)
