@@ -97,7 +97,10 @@ def available_backends(device: str | torch.device | None = None) -> BackendRepor
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"not a torch device: {device!r} (e.g. 'cpu', 'cuda', 'cuda:1')") from exc
     available = []
     unavailable = {}
     triton_missing = _triton_importable()

@@ -53,6 +53,12 @@ def test_available_backends_interpreter(monkeypatch):
     assert ("triton-interpret" in report.available) == (has_kernels and has_triton)
 
 
+@pytest.mark.parametrize("device", ["tpu", 3.5])
+def test_available_backends_bad_device(device):
+    with pytest.raises(ValueError, match="not a torch device"):
+        available_backends(device)
+
+
 def test_available_backends_default_device():
     report = available_backends()
     assert report.device.startswith("cuda" if torch.cuda.is_available() else "cpu")
