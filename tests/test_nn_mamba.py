@@ -39,6 +39,8 @@ def _reference_block(
     b, L, _ = x.shape
     E, N, R, k = block.d_inner, block.d_state, block.dt_rank, block.d_conv
     xz = x @ f(block.in_proj.weight).T  # (b L 2E)
+    if block.in_proj.bias is not None:
+        xz = xz + f(block.in_proj.bias)
     xi, z = xz[..., :E], xz[..., E:]
     if gaps is not None:
         xi = xi * (gaps.double() != 0)[..., None]
@@ -57,6 +59,8 @@ def _reference_block(
         f(block.D), z.transpose(1, 2),
     )  # (b E L)
     out = y.transpose(1, 2) @ f(block.out_proj.weight).T  # (b L d)
+    if block.out_proj.bias is not None:
+        out = out + f(block.out_proj.bias)
     if gaps is not None:
         out = out * (gaps.double() != 0)[..., None]
     return out
@@ -69,11 +73,14 @@ def _gaps(rng, b: int, L: int) -> torch.Tensor:
     return torch.as_tensor(g, dtype=torch.float32)
 
 
-@pytest.mark.parametrize("L", [1, 3, 37])
-def test_block_matches_reference_pipeline(rng, L):
+@pytest.mark.parametrize("L, bias", [(1, False), (3, True), (37, False), (37, True)])
+def test_block_matches_reference_pipeline(rng, L, bias):
     _seed(rng)
-    block = MambaBlock(12, d_state=5, d_conv=4, expand=2, dt_rank=3)
+    block = MambaBlock(12, d_state=5, d_conv=4, expand=2, dt_rank=3, bias=bias)
     with torch.no_grad():  # non-trivial biases and D so every term is exercised
+        if bias:
+            block.in_proj.bias.normal_()
+            block.out_proj.bias.normal_()
         block.conv1d.bias.normal_()
         block.D.normal_()
         block.A_log.add_(torch.randn_like(block.A_log) * 0.3)
@@ -126,7 +133,7 @@ def test_gradcheck_float64(rng):
 def test_step_equals_parallel(rng, L, with_gaps):
     """O(1) recurrent steps reproduce the parallel forward, also for L < d_conv."""
     _seed(rng)
-    net = Mamba(16, 2, d_state=4, d_conv=4).eval()
+    net = Mamba(16, 2, d_state=4, d_conv=4, bias=with_gaps).eval()
     x = torch.randn(3, L, 16)
     gaps = _gaps(rng, 3, L) if with_gaps else None
     with torch.no_grad():
