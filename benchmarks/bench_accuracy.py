@@ -50,10 +50,13 @@ UCR = {
     "PigCVP": ("ROCKET 0.934, ResNet 0.45", None, {}),
 }
 
-#: Forecaster settings for the sunspot series (one series each: ``lookback``
-#: crops give many gradient steps per epoch; a lookback of a few cycles).
-YEARLY = dict(horizon=1, lookback=40, max_epochs=200, learning_rate=3e-3, n_iter_no_change=20)
-MONTHLY = dict(horizon=1, lookback=264, max_epochs=60, learning_rate=2e-3, n_iter_no_change=10)
+#: Forecaster settings for the sunspot series. One series each: ``lookback``
+#: crops give several gradient steps per epoch. No early stopping: the
+#: held-out tail of a single series (10 %, about two solar cycles' worth of
+#: a few dozen values) is too short and too non-stationary to pick an epoch
+#: (with it, yearly training stopped at epoch 6 and MSE 1313).
+YEARLY = dict(horizon=1, lookback=40, max_epochs=100, early_stopping=False)
+MONTHLY = dict(horizon=1, lookback=120, max_epochs=100, early_stopping=False)
 
 
 def _device() -> str:
