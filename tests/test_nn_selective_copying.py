@@ -43,7 +43,8 @@ def test_mamba_clearly_beats_s4d_on_selective_copying(rng):
 
 
 def _run(script: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SCIAMBA_FAST="1", MPLBACKEND="Agg")
+    # One thread: the fast runs are tiny, and two spinning threads thrash on a busy machine.
+    env = dict(os.environ, SCIAMBA_FAST="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     return subprocess.run(
         [sys.executable, str(ROOT / "examples" / script), *args, "--outdir", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
