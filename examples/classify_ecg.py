@@ -50,7 +50,7 @@ def classifier(max_epochs: int) -> MambaClassifier:
     return MambaClassifier(
         d_model=16 if FAST else 32,
         n_layers=1 if FAST else 2,
-        max_epochs=2 if FAST else max_epochs,
+        max_epochs=1 if FAST else max_epochs,
         learning_rate=3e-3,
         random_state=0,
         verbose=0 if FAST else 1,
@@ -83,8 +83,8 @@ keep = y != "V"
 X, y = X[keep], y[keep]
 X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
 if FAST:  # a stratified subset keeps the run short
-    X_tr, _, y_tr, _ = train_test_split(X_tr, y_tr, train_size=160, stratify=y_tr, random_state=0)
-    X_te, _, y_te, _ = train_test_split(X_te, y_te, train_size=100, stratify=y_te, random_state=0)
+    X_tr, _, y_tr, _ = train_test_split(X_tr, y_tr, train_size=120, stratify=y_tr, random_state=0)
+    X_te, _, y_te, _ = train_test_split(X_te, y_te, train_size=80, stratify=y_te, random_state=0)
 beats_pipe = make_pipeline(
     Butterworth((1.0, 40.0), btype="bandpass", fs=360.0),
     Decimate(3),  # 360 -> 120 Hz (anti-aliased): a third of the steps to train on

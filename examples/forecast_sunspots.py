@@ -47,7 +47,7 @@ model = MambaForecaster(
     quantiles=(0.05, 0.5, 0.95),  # pinball loss: median and a 90% interval
     d_model=16 if FAST else 32,
     n_layers=1 if FAST else 2,
-    max_epochs=2 if FAST else 15,
+    max_epochs=1 if FAST else 15,
     # One long series gives few training crops per epoch: small batches and a
     # higher learning rate make each epoch count; stop when validation is flat.
     batch_size=8,

@@ -85,7 +85,7 @@ print(f"Kepler HAT-P-7: {good.sum()} good cadences, {t_bin.size} 30-min bins; hi
       f"peak {peak:.4f} d -> orbital period {period:.4f} d (published {PUBLISHED_PERIOD} d)")
 
 # ---------------------------------------------------------------- 2. gap-aware Mamba vs interpolation
-n_curves = 100 if FAST else 400
+n_curves = 100 if FAST else 300
 times, flux_lc, labels = make_light_curves(
     n_curves, n_points=120, duration=200.0, period_range=(2.0, 20.0), random_state=0
 )[:3]
@@ -107,7 +107,7 @@ def mamba() -> MambaClassifier:
     return MambaClassifier(
         d_model=16 if FAST else 32,
         n_layers=1 if FAST else 2,
-        max_epochs=2 if FAST else 20,
+        max_epochs=2 if FAST else 15,
         learning_rate=3e-3,
         random_state=0,
         verbose=0 if FAST else 1,

@@ -271,7 +271,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
       f"{torch.get_num_threads()} threads")
     p(f"  training  {n_epochs} epochs in {fit_s:.1f} s"
       + (f", best epoch {best}" if best is not None else "")
-      + (f", validation loss {min(val):.4g} (pinball, scaled)" if val else ""))
+      + (f", best validation loss {min(val):.4g} (pinball loss of standardized values)" if val else ""))
     p(f"  held-back window, {int(ok.sum())} values:")
     p(f"    {'method':<10}{'MAE':>10}{'RMSE':>10}")
     for name, s in scores.items():

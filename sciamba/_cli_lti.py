@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         p(f"  continuous poles  {_arr(np.sort_complex(np.linalg.eigvals(A)))}")
     # What the layer actually runs, next to scipy's own discretization of the system.
     mats = [m.detach().numpy() for m in layer.discrete_matrices()]
-    p(f"  discrete matrices the layer runs (x[k+1] = Ad x[k] + Bd u[k], y[k] = Cd x[k] + Dd u[k]):")
+    p("  discrete matrices the layer runs (x[k+1] = Ad x[k] + Bd u[k], y[k] = Cd x[k] + Dd u[k]):")
     for name, mat in zip(("Ad", "Bd", "Cd", "Dd"), mats):
         p(f"    {name} =\n" + _indent(_arr(mat), 6))
     p(f"  discrete poles    {_arr(np.sort_complex(np.linalg.eigvals(mats[0])))}")

@@ -6,7 +6,6 @@ error is one line, without a traceback.
 """
 
 import io
-import os
 import subprocess
 import sys
 
