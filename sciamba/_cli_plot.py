@@ -78,7 +78,7 @@ def plot_forecast(
         for key, style in (("train", "-"), ("validation", "--")):
             curve = np.asarray(history.get(key, []), dtype=float)
             if curve.size and np.isfinite(curve).any():
-                ax_loss.plot(np.arange(1, curve.size + 1), curve, ls=style, label=key)
+                ax_loss.plot(np.arange(1, curve.size + 1), curve, ls=style, marker=".", label=key)
         ax_loss.set_yscale("log")
         ax_loss.set_xlabel("epoch")
         ax_loss.set_title("training loss", fontsize=10)
