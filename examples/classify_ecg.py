@@ -83,8 +83,8 @@ keep = y != "V"
 X, y = X[keep], y[keep]
 X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
 if FAST:  # a stratified subset keeps the run short
-    X_tr, _, y_tr, _ = train_test_split(X_tr, y_tr, train_size=120, stratify=y_tr, random_state=0)
-    X_te, _, y_te, _ = train_test_split(X_te, y_te, train_size=80, stratify=y_te, random_state=0)
+    X_tr, _, y_tr, _ = train_test_split(X_tr, y_tr, train_size=80, stratify=y_tr, random_state=0)
+    X_te, _, y_te, _ = train_test_split(X_te, y_te, train_size=60, stratify=y_te, random_state=0)
 beats_pipe = make_pipeline(
     Butterworth((1.0, 40.0), btype="bandpass", fs=360.0),
     Decimate(3),  # 360 -> 120 Hz (anti-aliased): a third of the steps to train on
@@ -101,6 +101,8 @@ if ecg200 is None:
 else:
     E_tr, e_tr = read_ucr(ecg200, split="train")  # (100, 1, 96)
     E_te, e_te = read_ucr(ecg200, split="test")
+    if FAST:
+        E_tr, e_tr = E_tr[:50], e_tr[:50]
     ecg_pipe = make_pipeline(Standardize(), classifier(max_epochs=60))
     ecg_pred, ecg_acc, _ = evaluate("UCR ECG200", ecg_pipe, E_tr, e_tr, E_te, e_te)
     print("  published: 1-NN Euclidean 0.880, ROCKET 0.906, InceptionTime 0.930")
