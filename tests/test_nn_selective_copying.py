@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,31 +41,8 @@ def test_mamba_clearly_beats_s4d_on_selective_copying(rng):
     assert acc["mamba"] - acc["s4d"] > 0.2, acc
 
 
-def _run(script: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    # One thread: the fast runs are tiny, and two spinning threads thrash on a busy machine.
-    env = dict(os.environ, SCIAMBA_FAST="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), *args, "--outdir", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
-    )
-
-
-def test_selective_copying_example_runs_fast(tmp_path):
-    res = _run("selective_copying.py", tmp_path=tmp_path)
-    assert res.returncode == 0, res.stderr
-    table = (tmp_path / "selective_copying.md").read_text()
-    assert "| mamba |" in table and "| s4d |" in table and "97.0%" in table
-    assert (tmp_path / "selective_copying.png").stat().st_size > 1000
-
-
-def test_long_sequence_scaling_example(tmp_path):
-    res = _run("long_sequence_scaling.py", "--fast", tmp_path=tmp_path)
-    assert res.returncode == 0, res.stderr
-    if torch.cuda.is_available():
-        assert (tmp_path / "long_sequence_scaling.png").exists()
-        assert (tmp_path / "long_sequence_scaling.csv").exists()
-    else:
-        assert "needs a CUDA GPU" in res.stdout
+# The examples themselves (selective_copying.py, long_sequence_scaling.py) run in
+# fast mode in tests/test_examples.py, with every other example.
 
 
 def test_bench_scaling_without_gpu_says_so(tmp_path):
