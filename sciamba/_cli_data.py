@@ -9,25 +9,25 @@ message says what to type instead.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ._cli import CLIError
+from .estimators._data import future_times  # one calendar-aware implementation, shared
 
 __all__ = [
-    "FORECAST_DATASETS",
     "CLASSIFY_DATASETS",
-    "Series",
+    "FORECAST_DATASETS",
     "Labelled",
+    "Series",
+    "future_times",
+    "load_classify_dataset",
     "load_forecast_dataset",
     "read_csv_series",
     "read_netcdf_series",
-    "load_classify_dataset",
     "read_ucr_pair",
-    "future_times",
 ]
 
 
@@ -216,37 +216,6 @@ def read_netcdf_series(path: str, variable: str | None) -> Series:
 
 def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
-
-
-def future_times(time: np.ndarray, horizon: int) -> np.ndarray:
-    """The ``horizon`` time stamps after ``time[-1]``, continuing its sampling.
-
-    Calendar data continue by calendar steps when the sampling is monthly or
-    yearly (so a monthly forecast lands on month starts, not every 30.4 days);
-    other data continue by the median step.
-    """
-    time = np.asarray(time)
-    if np.issubdtype(time.dtype, np.datetime64):
-        idx = pd.DatetimeIndex(time)
-        freq = None
-        if len(idx) >= 3:
-            with warnings.catch_warnings():
-                # pandas 3 announces infer_freq returning an offset instead of a string;
-                # date_range takes either, so the change does not matter here.
-                warnings.simplefilter("ignore")
-                freq = pd.infer_freq(idx)
-        if freq is not None:
-            return pd.date_range(idx[-1], periods=horizon + 1, freq=freq)[1:].to_numpy()
-        step_days = float(np.median(np.diff(time).astype("timedelta64[s]").astype(np.float64))) / 86400.0
-        if 27.5 <= step_days <= 31.5:
-            offset = pd.DateOffset(months=1)
-        elif 364.0 <= step_days <= 367.0:
-            offset = pd.DateOffset(years=1)
-        else:
-            offset = pd.Timedelta(days=step_days)
-        return np.array([idx[-1] + offset * (k + 1) for k in range(horizon)], dtype="datetime64[ns]")
-    step = float(np.median(np.diff(time))) if len(time) > 1 else 1.0
-    return time[-1] + step * np.arange(1, horizon + 1)
 
 
 def load_classify_dataset(name: str, seed: int, test_size: float) -> Labelled:

@@ -1,13 +1,14 @@
 """Input handling of the estimators: layout, NaN, gaps, times, xarray."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
 from sklearn.base import BaseEstimator
 
 from sciamba.estimators import MambaClassifier, MambaForecaster, MambaRegressor
-from sciamba.estimators._data import _gaps, as_panel, nan_mean_std
+from sciamba.estimators._data import _gaps, as_panel, future_times, nan_mean_std
 from sciamba.estimators._forecaster import pinball_loss
 from sciamba.estimators._network import SeriesNetwork
 
@@ -180,6 +181,99 @@ def test_dataarray_forecast_continues_the_time_coordinate(rng):
     f1 = MambaForecaster(horizon=3, **TINY).fit(da1)
     out1 = f1.predict(da1)
     assert out1.dims == ("time",) and list(out1["time"].values) == [1730, 1731, 1732]
+
+
+@pytest.mark.parametrize(
+    "start, freq, periods",
+    [
+        ("1700-01-01", "YS", 309),  # the yearly sunspot coordinate
+        ("1749-01-01", "MS", 3126),  # the monthly sunspot coordinate
+        ("1999-01-31", "ME", 13),
+        ("2003-07-01", "QS-JUL", 7),
+        ("2020-02-27", "D", 9),
+        ("2021-03-28 00:00", "h", 50),
+        ("2024-01-01", "B", 11),
+    ],
+)
+def test_future_times_calendar_frequencies_continue_exactly(rng, start, freq, periods):
+    t = pd.date_range(start, periods=periods, freq=freq)
+    horizon = int(rng.integers(1, 40))
+    fut = future_times(t.to_numpy(), horizon)
+    expected = pd.date_range(t[-1], periods=horizon + 1, freq=freq)[1:].to_numpy()
+    assert fut.dtype == np.dtype("datetime64[ns]")
+    np.testing.assert_array_equal(fut, expected)
+
+
+@pytest.mark.parametrize("freq", ["YS", "MS"])
+def test_dataarray_forecast_of_sunspot_like_coords_stays_on_the_calendar(rng, freq):
+    # Sunspot-like: a yearly or monthly coordinate long enough that a fixed
+    # median step (365 or 31 days) would fall off January 1st / month starts.
+    T = 40 if freq == "YS" else 60
+    time = pd.date_range("1960-01-01", periods=T, freq=freq)
+    da = xr.DataArray(rng.random(T) * 100, dims="time", coords={"time": time.to_numpy()})
+    f = MambaForecaster(horizon=12, **TINY).fit(da)
+    out = f.predict(da)
+    expected = pd.date_range(time[-1], periods=13, freq=freq)[1:].to_numpy()
+    np.testing.assert_array_equal(out["time"].values, expected)
+    assert len(np.unique(out["time"].values)) == 12
+
+
+def test_future_times_month_grid_without_a_pandas_frequency():
+    # The 15th of every month (and of every other month) has no pandas
+    # frequency, but continues by calendar months, skipped months included.
+    t = np.array([f"2001-{m:02d}-15T06:00" for m in range(1, 13)], dtype="datetime64[ns]")
+    assert [str(x)[:16] for x in future_times(t, 2)] == ["2002-01-15T06:00", "2002-02-15T06:00"]
+    t2 = np.array(["2001-01-15", "2001-03-15", "2001-05-15", "2001-06-15", "2001-08-15"],
+                  dtype="datetime64[ns]")
+    assert [str(x)[:10] for x in future_times(t2, 2)] == ["2001-10-15", "2001-12-15"]
+
+
+def test_future_times_irregular_datetimes_step_by_the_median(rng):
+    days = np.cumsum(rng.integers(1, 5, size=int(rng.integers(4, 20))))
+    t = np.datetime64("2010-03-02", "ns") + (days * 86_400_000_000_000).astype("timedelta64[ns]")
+    fut = future_times(t, 3)
+    step = np.median(np.diff(days)) * 86_400e9
+    expected = t[-1] + np.round(step * np.arange(1, 4)).astype("timedelta64[ns]")
+    if np.all(np.diff(days) == np.diff(days)[0]):
+        expected = pd.date_range(t[-1], periods=4, freq=f"{np.diff(days)[0]}D")[1:].to_numpy()
+    np.testing.assert_array_equal(fut, expected)
+    # A given time step (the estimators' fitted unit, in ns) replaces the median.
+    if not np.all(np.diff(days) == np.diff(days)[0]):
+        fut2 = future_times(t, 2, time_step=7 * 86_400e9)
+        np.testing.assert_array_equal(np.diff(np.r_[t[-1:], fut2]), np.timedelta64(7, "D"))
+
+
+def test_future_times_numeric_and_timedelta(rng):
+    step = float(rng.uniform(0.1, 3.0))
+    t = rng.uniform(-5, 5) + step * np.arange(int(rng.integers(2, 30)))
+    np.testing.assert_allclose(future_times(t, 4), t[-1] + step * np.arange(1, 5), rtol=1e-12)
+    years = 1700 + np.arange(11)
+    out = future_times(years, 3)
+    assert out.dtype == years.dtype and list(out) == [1711, 1712, 1713]
+    # Irregular numbers: the median spacing, or the given step.
+    np.testing.assert_allclose(future_times(np.array([0.0, 1.0, 3.0, 4.0]), 2), [5.0, 6.0])
+    np.testing.assert_allclose(future_times(np.array([0.0, 1.0, 3.0]), 2, time_step=0.5), [3.5, 4.0])
+    td = np.array([0, 90, 180], dtype="timedelta64[m]")
+    np.testing.assert_array_equal(future_times(td, 2), np.array([270, 360], dtype="timedelta64[m]"))
+    # NaN/NaT stamps (unobserved steps) are skipped, not continued from.
+    np.testing.assert_allclose(future_times(np.array([0.0, 2.0, 4.0, np.nan]), 1), [6.0])
+    assert future_times(years, 0).shape == (0,)
+
+
+def test_future_times_bad_input():
+    with pytest.raises(ValueError, match="single stamp"):
+        future_times(np.array([3.0]), 2)
+    np.testing.assert_allclose(future_times(np.array([3.0]), 2, time_step=2.0), [5.0, 7.0])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        future_times(np.array([0.0, 2.0, 1.0]), 2)
+    with pytest.raises(ValueError, match="horizon must be >= 0"):
+        future_times(np.arange(3), -1)
+    with pytest.raises(ValueError, match="1-D"):
+        future_times(np.zeros((2, 3)), 1)
+    with pytest.raises(ValueError, match="no valid"):
+        future_times(np.array([np.nan, np.nan]), 1)
+    with pytest.raises(TypeError, match="numeric, datetime64 or timedelta64"):
+        future_times(np.array(["a", "b"]), 1)
 
 
 def test_dataarray_without_time_dim_is_rejected():

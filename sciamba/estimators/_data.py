@@ -26,13 +26,21 @@ Layout rules (time is the last axis, as in ``scipy.signal``):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-__all__ = ["Panel", "as_panel", "standardize", "wrap_series_output", "wrap_time_output"]
+__all__ = [
+    "Panel",
+    "as_panel",
+    "future_times",
+    "standardize",
+    "wrap_series_output",
+    "wrap_time_output",
+]
 
 TIME_DIM = "time"
 
@@ -406,33 +414,154 @@ def wrap_series_output(
     return xr.DataArray(out, dims=dims, coords=coords, name=layout.name)
 
 
-def continue_time(layout: _Layout, time_step: float | None, horizon: int) -> np.ndarray | None:
-    """The ``horizon`` time coordinates after the input's last one.
+def future_times(
+    time: Any, horizon: int, *, time_step: float | None = None
+) -> np.ndarray:
+    """The ``horizon`` time stamps after ``time[-1]``, continuing its sampling.
 
-    The step is the input's own spacing when the coordinate is regular, else
-    the fitted time step (the unit the model forecasts in).
+    Parameters
+    ----------
+    time : array-like of shape (n_timesteps,)
+        Increasing sampling times: ``datetime64``, ``timedelta64`` or numbers.
+        ``NaT``/NaN entries are ignored.
+    horizon : int
+        Number of future stamps (>= 0).
+    time_step : float, optional
+        The step used when ``time`` is irregular, in the units of ``time``
+        (nanoseconds for datetimes, as :func:`as_panel` measures them).
+        Defaults to the median spacing of ``time``.
+
+    Returns
+    -------
+    ndarray of shape (horizon,)
+        ``datetime64[ns]`` for datetime input, ``timedelta64[ns]`` for
+        timedelta input, else the dtype of ``time`` (integers stay integers
+        when the step is whole).
+
+    Notes
+    -----
+    The rules, in order:
+
+    1. Datetimes on a calendar frequency that pandas recognizes
+       (:func:`pandas.infer_freq`: month or year starts or ends, business
+       days, days, hours, ...; at least 3 stamps) continue exactly with
+       :func:`pandas.date_range` on that frequency, so a yearly series on
+       January 1st continues on January 1st and a monthly one on the first
+       of each month, whatever the lengths of the months.
+    2. Datetimes that fall on the same day of the month and time of day
+       (e.g. the 15th of every month) continue by a whole number of calendar
+       months: the median of their month-to-month steps
+       (:class:`pandas.DateOffset`). Such stamps may skip months.
+    3. Anything else (numbers, timedeltas, irregular datetimes) continues by
+       a fixed step: the common spacing when all spacings are equal, else
+       ``time_step``, else the median spacing. For irregular datetimes this
+       is a fixed duration (e.g. the median of 30.4 days), so it drifts
+       against the calendar; give regular calendar stamps to avoid that.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> t = pd.date_range("2000-01-01", periods=4, freq="YS").to_numpy()
+    >>> [str(x)[:10] for x in future_times(t, 2)]
+    ['2004-01-01', '2005-01-01']
+    >>> t = pd.date_range("2000-11-01", periods=3, freq="MS").to_numpy()
+    >>> [str(x)[:10] for x in future_times(t, 2)]
+    ['2001-02-01', '2001-03-01']
+    >>> future_times(np.array([1700, 1701, 1702]), 2)
+    array([1703, 1704])
+    >>> future_times(np.array([0.0, 0.5, 1.0]), 2)
+    array([1.5, 2. ])
+    """
+    import pandas as pd
+
+    horizon = int(horizon)
+    if horizon < 0:
+        raise ValueError(f"horizon must be >= 0; got {horizon}.")
+    t = np.asarray(time)
+    if t.ndim != 1:
+        raise ValueError(f"time must be 1-D (one stamp per step); got shape {t.shape}.")
+    k = np.arange(1, horizon + 1)
+    is_dt = np.issubdtype(t.dtype, np.datetime64)
+    is_td = np.issubdtype(t.dtype, np.timedelta64)
+    if is_dt or is_td:
+        unit = "datetime64[ns]" if is_dt else "timedelta64[ns]"
+        t = t.astype(unit)
+        t = t[~np.isnat(t)]
+    elif np.issubdtype(t.dtype, np.number):
+        t = t[np.isfinite(t)] if np.issubdtype(t.dtype, np.floating) else t
+    else:
+        raise TypeError(f"time must be numeric, datetime64 or timedelta64; got dtype {t.dtype}.")
+    if t.size == 0:
+        raise ValueError("time has no valid (non-NaT, finite) stamp to continue from.")
+    if t.size > 1 and np.any(np.diff(t).astype(np.float64) <= 0):
+        raise ValueError("time must be strictly increasing to be continued; sort it first.")
+    if horizon == 0:
+        return t[:0]
+
+    if is_dt and t.size >= 3:
+        idx = pd.DatetimeIndex(t)
+        with warnings.catch_warnings():
+            # pandas 3 announces that infer_freq will return an offset instead of
+            # a string; date_range takes either, so the change does not matter here.
+            warnings.filterwarnings("ignore", message=".*infer_freq.*")
+            freq = pd.infer_freq(idx)
+        if freq is not None:
+            # Inferred from the stamps, so the last one lies on the frequency and
+            # date_range starts exactly there.
+            fut = pd.date_range(idx[-1], periods=horizon + 1, freq=freq)
+            if fut[0] == idx[-1]:
+                return fut[1:].to_numpy().astype(unit)
+    if is_dt and t.size >= 2:
+        idx = pd.DatetimeIndex(t)
+        months = np.asarray(idx.year * 12 + idx.month - 1)
+        same_day = np.all(idx.day == idx.day[0])
+        # The time of day as an offset from midnight, so 12:00 stays 12:00.
+        tod = np.asarray(idx - idx.normalize())
+        if same_day and np.all(tod == tod[0]):
+            step = round(float(np.median(np.diff(months))))
+            if step > 0:
+                last = idx[-1]
+                return np.array(
+                    [last + pd.DateOffset(months=step * int(j)) for j in k], dtype=unit
+                )
+
+    d = np.diff(t).astype(np.float64) if t.size > 1 else np.empty(0)
+    if d.size and np.all(d == d[0]):
+        step = float(d[0])
+    elif time_step is not None:
+        step = float(time_step)
+    elif d.size:
+        step = float(np.median(d))
+    else:
+        raise ValueError(
+            "time has a single stamp, so its step is unknown; give time_step "
+            "(or at least two stamps)."
+        )
+    if is_dt or is_td:
+        return t[-1] + np.round(k * step).astype("timedelta64[ns]")
+    out = t[-1] + k * step
+    if np.issubdtype(t.dtype, np.integer) and step.is_integer():
+        out = out.astype(t.dtype)
+    return out
+
+
+def continue_time(layout: _Layout, time_step: float | None, horizon: int) -> np.ndarray | None:
+    """The ``horizon`` time coordinates after the input's last one, or None.
+
+    :func:`future_times` of the input's ``time`` coordinate, with the fitted
+    time step (the unit the model forecasts in) as the step of irregular
+    coordinates. None when there is no coordinate to continue.
     """
     t = layout.time_coord
     if t is None or t.size == 0:
         return None
-    k = np.arange(1, horizon + 1)
-    if np.issubdtype(t.dtype, np.datetime64) or np.issubdtype(t.dtype, np.timedelta64):
-        tf = _times_to_float(t)
-        d = np.diff(tf)
-        step = d[0] if d.size and np.allclose(d, d[0]) else (time_step or (np.median(d) if d.size else 1.0))
-        base = t.astype("datetime64[ns]") if np.issubdtype(t.dtype, np.datetime64) else t.astype("timedelta64[ns]")
-        return base[-1] + (k * step).astype("timedelta64[ns]")
-    if not np.issubdtype(t.dtype, np.number):
+    try:
+        return future_times(t, horizon, time_step=time_step)
+    except (TypeError, ValueError):
+        # A coordinate of labels, or one stamp with no step: the forecast's time
+        # axis is then left without coordinates rather than invented.
         return None
-    d = np.diff(t.astype(np.float64))
-    if d.size and np.allclose(d, d[0]):
-        step = d[0]
-    else:
-        step = time_step if time_step is not None else (np.median(d) if d.size else 1.0)
-    out = t[-1] + k * step
-    if np.issubdtype(t.dtype, np.integer) and float(step).is_integer():
-        out = out.astype(t.dtype)
-    return out
 
 
 def wrap_time_output(
