@@ -97,7 +97,7 @@ def test_clone_pipeline_gridsearch_cross_val(rng):
 
 def test_verbose_progress_bar_shows_losses(rng, capsys):
     X, y = _two_class(rng)
-    MambaClassifier(**{**TINY, "verbose": 2}).fit(X, y)
+    MambaClassifier(**{**TINY, "verbose": 2, "early_stopping": True}).fit(X, y)
     err = capsys.readouterr().err
     assert "train_loss" in err and "val_loss" in err and "epoch" in err
 
@@ -116,6 +116,27 @@ def test_early_stopping_restores_best_weights(rng):
     _, val_windows = f._windows(f._train_panel)
     got = f._evaluate(f.model_, data, val_windows, f.device_, None)
     assert got == pytest.approx(min(val), rel=1e-5)
+
+
+def test_classifier_auto_early_stopping_needs_a_large_validation_set(rng):
+    from sciamba.estimators._base import AUTO_EARLY_STOPPING_MIN_VAL as m
+
+    clf = MambaClassifier()
+    assert clf.early_stopping == "auto"
+    # Default fraction 0.1: the validation share reaches m series at 10 m - 9 series.
+    assert not clf._early_stopping_enabled(10 * (m - 1))
+    assert clf._early_stopping_enabled(10 * (m - 1) + 1)
+    assert MambaClassifier(validation_fraction=0.5)._early_stopping_enabled(2 * m)
+    assert not MambaClassifier(validation_fraction=0.5)._early_stopping_enabled(2 * m - 2)
+    assert MambaClassifier(early_stopping=True)._early_stopping_enabled(3)
+    assert not MambaClassifier(early_stopping=False)._early_stopping_enabled(10**6)
+    # A small data set trains the whole schedule on every series: no held-out loss.
+    X, y = _two_class(rng)
+    fitted = MambaClassifier(**{**TINY, "max_epochs": 3}).fit(X, y)
+    assert fitted.n_epochs_ == fitted.best_epoch_ == 3
+    assert fitted.history_["val_loss"] == [] and len(fitted.history_["train_loss"]) == 3
+    with pytest.raises(ValueError, match="early_stopping"):
+        MambaClassifier(**{**TINY, "early_stopping": "sometimes"}).fit(X, y)
 
 
 def test_warm_start_continues(rng):

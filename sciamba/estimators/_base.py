@@ -21,6 +21,9 @@ __all__ = ["MambaEstimatorMixin", "BACKBONES"]
 
 BACKBONES = ("mamba", "s4d", "transformer", "lstm")
 
+#: Fewest validation series with which ``early_stopping="auto"`` stops early.
+AUTO_EARLY_STOPPING_MIN_VAL = 50
+
 
 class MambaEstimatorMixin:
     """Parameters, device handling, the training loop and pickling.
@@ -129,14 +132,17 @@ class MambaEstimatorMixin:
         val_samples: np.ndarray | None,
         seed: int,
         warm_ok: bool = True,
+        early_stopping: bool | None = None,
     ) -> None:
         """Fit ``model_`` with AdamW; early stopping restores the best weights.
 
         Everything random (initialization, shuffling, dropout) is drawn
         inside :func:`torch.random.fork_rng` from ``seed``, so a fixed
         ``random_state`` gives bit-identical CPU results and the caller's
-        global RNG state is left as it was.
+        global RNG state is left as it was. ``early_stopping`` overrides the
+        parameter of that name (the subclass's resolution of ``"auto"``).
         """
+        early = bool(self.early_stopping) if early_stopping is None else early_stopping
         device = self._resolve_device()
         amp = self._autocast_dtype(device)
         warm = (
@@ -221,16 +227,16 @@ class MambaEstimatorMixin:
                     best = val_loss
                     best_epoch = epoch0 + n_run
                     stale = 0
-                    if self.early_stopping:
+                    if early:
                         best_state = copy.deepcopy(model.state_dict())
                 else:
                     stale += 1
-                    if self.early_stopping and stale % plateau_every == 0:
+                    if early and stale % plateau_every == 0:
                         plateau[0] *= 0.5
-                if self.early_stopping and stale >= self.n_iter_no_change:
+                if early and stale >= self.n_iter_no_change:
                     break
             bar.close()
-            if self.early_stopping and best_state is not None:
+            if early and best_state is not None:
                 model.load_state_dict(best_state)
             else:
                 best_epoch = epoch0 + n_run
@@ -313,6 +319,20 @@ class MambaEstimatorMixin:
         model.load_state_dict(weights)
         self.model_ = model.to(device).eval()
         self.device_ = device
+
+    def _early_stopping_enabled(self, n_series: int) -> bool:
+        """``early_stopping`` for ``n_series`` training series, ``"auto"`` resolved.
+
+        ``"auto"`` stops early only when the held-out share of the series
+        holds at least :data:`AUTO_EARLY_STOPPING_MIN_VAL` of them: the loss of
+        a smaller validation set is too noisy to choose an epoch by (ECG200,
+        100 series: 10 held out gave test accuracies of 0.64-0.85 over seeds,
+        against 0.81-0.86 for training the full schedule).
+        """
+        if isinstance(self.early_stopping, str):  # "auto"
+            n_val = math.ceil(self.validation_fraction * n_series)
+            return n_val >= AUTO_EARLY_STOPPING_MIN_VAL
+        return bool(self.early_stopping)
 
     def _check_fitted(self) -> None:
         check_is_fitted(self, "model_")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import MambaEstimatorMixin
@@ -55,11 +56,15 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         ``n_iter_no_change`` epochs).
     weight_decay : float, default=0.0
         AdamW decoupled weight decay.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the series (stratified), stop when
-        the validation loss has not improved for ``n_iter_no_change`` epochs
-        and restore the best weights. With too few series for a split, the
-        training loss is watched instead.
+    early_stopping : bool or "auto", default="auto"
+        True: hold out ``validation_fraction`` of the series (stratified),
+        stop when the validation loss has not improved for
+        ``n_iter_no_change`` epochs and restore the best weights (with too few
+        series for a split, the training loss is watched instead). False:
+        train all ``max_epochs`` on every series and keep the last weights.
+        ``"auto"``: True when the validation share holds at least 50 series
+        (500 series at the default fraction), else False; the loss of a
+        handful of held-out series is too noisy to pick an epoch by.
     validation_fraction : float, default=0.1
         Share of the series held out for early stopping.
     n_iter_no_change : int, default=15
@@ -141,6 +146,7 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     _parameter_constraints: dict = {
         **MambaEstimatorMixin._parameter_constraints,
         "bidirectional": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(
@@ -156,7 +162,7 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         batch_size: int = 16,
         learning_rate: float = 3e-3,
         weight_decay: float = 0.0,
-        early_stopping: bool = True,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 15,
         device: str | torch.device = "auto",
@@ -225,14 +231,15 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         rng = np.random.default_rng(seed)
         data = self._model_inputs(panel)
         data["y"] = y_idx.astype(np.int64)
-        if self.early_stopping:
+        early = self._early_stopping_enabled(panel.n_series)
+        if early:
             train, val = split_validation(panel.n_series, self.validation_fraction, rng, stratify=y_idx)
         else:
             train, val = np.arange(panel.n_series), None
         config = self._network_config(
             panel.n_channels, classes.size, pooled=True, bidirectional=self.bidirectional
         )
-        self._train(config, data, train, val, seed, warm_ok=warm)
+        self._train(config, data, train, val, seed, warm_ok=warm, early_stopping=early)
         return self
 
     def _batch_loss(self, model, batch):
