@@ -157,12 +157,21 @@ def test_forecaster_y_is_the_continuation(rng):
 
 def test_forecaster_learns_a_sine(rng):
     t = np.arange(400)
-    x = np.sin(2 * np.pi * t / 20) + 0.05 * rng.standard_normal(400)
+    clean = np.sin(2 * np.pi * t / 20)
+    x = clean + 0.05 * rng.standard_normal(400)
+    # No early stopping: on one series the validation windows are the last 10%
+    # of a single sine, too few to pick an epoch (it stopped near epoch 8 of 30,
+    # with 3-4x the error of the full schedule, in a sweep over noise draws).
     f = MambaForecaster(horizon=4, lookback=40, d_model=16, n_layers=1, max_epochs=30,
-                        learning_rate=3e-3, device="cpu", random_state=0).fit(x[:-4])
-    err = np.abs(f.predict() - x[-4:]).max()
+                        learning_rate=3e-3, early_stopping=False, device="cpu",
+                        random_state=0).fit(x[:-4])
+    pred = f.predict()
+    err = np.abs(pred - x[-4:]).max()
     naive = np.abs(x[-5] - x[-4:]).max()
-    assert err < 0.5 * naive, (err, naive)
+    # Sweep of 8 noise draws: max error 0.06-0.10 against a naive 0.64-0.82;
+    # mean error against the noise-free sine 0.02-0.03.
+    assert err < 0.3 * naive, (err, naive)
+    assert np.abs(pred - clean[-4:]).mean() < 0.1
 
 
 # ----------------------------------------------------------------------------- NaN and times
