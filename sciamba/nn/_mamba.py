@@ -144,6 +144,15 @@ class MambaState:
         )
 
 
+def _check_step_input(x_t: object, d_model: int) -> None:
+    """Raise unless ``x_t`` is one position ``(batch, d_model)`` (shared by both ``step`` methods)."""
+    if not isinstance(x_t, torch.Tensor) or x_t.dim() != 2 or x_t.shape[-1] != d_model:
+        raise ValueError(
+            f"step expects x_t of shape (batch, d_model={d_model}), got "
+            f"{tuple(getattr(x_t, 'shape', ()))}"
+        )
+
+
 def _inverse_softplus(x: torch.Tensor) -> torch.Tensor:
     # softplus(y) = x  <=>  y = x + log(1 - exp(-x)), stable via expm1.
     return x + torch.log(-torch.expm1(-x))
@@ -402,11 +411,7 @@ class MambaBlock(nn.Module):
         The state is updated in place (and returned). ``gap`` ``(b,)`` scales
         the step size as ``gaps`` does in :meth:`forward`.
         """
-        if not isinstance(x_t, torch.Tensor) or x_t.dim() != 2 or x_t.shape[-1] != self.d_model:
-            raise ValueError(
-                f"step expects x_t of shape (batch, d_model={self.d_model}), got "
-                f"{tuple(getattr(x_t, 'shape', ()))}"
-            )
+        _check_step_input(x_t, self.d_model)
         self._check_state(state, x_t.shape[0])
         gap = check_step_gap(gap, x_t, "MambaBlock.step")  # (b,)
         pad = None if gap is None else gap == 0
@@ -638,8 +643,7 @@ class Mamba(nn.Module):
                 "build it with bidirectional=False to stream or chunk"
             )
         if state is not None:
-            if not isinstance(state, MambaState) or len(state.layers) != self.n_layers:
-                raise ValueError(f"state must be a MambaState with {self.n_layers} layers; use allocate_state")
+            self._check_state(state)
         pad = None if gaps is None else gaps == 0
         h = x
         new_layers = []
@@ -648,6 +652,10 @@ class Mamba(nn.Module):
             new_layers.append(s)
         y = self.norm_f(h)  # (b L d)
         return (y, MambaState(new_layers)) if return_state else y
+
+    def _check_state(self, state: MambaState) -> None:
+        if not isinstance(state, MambaState) or len(state.layers) != self.n_layers:
+            raise ValueError(f"state must be a MambaState with {self.n_layers} layers; use allocate_state")
 
     def allocate_state(
         self, batch: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -667,13 +675,8 @@ class Mamba(nn.Module):
         """
         if self.bidirectional:
             raise ValueError("a bidirectional Mamba cannot stream; build it with bidirectional=False")
-        if not isinstance(state, MambaState) or len(state.layers) != self.n_layers:
-            raise ValueError(f"state must be a MambaState with {self.n_layers} layers; use allocate_state")
-        if not isinstance(x_t, torch.Tensor) or x_t.dim() != 2 or x_t.shape[-1] != self.d_model:
-            raise ValueError(
-                f"step expects x_t of shape (batch, d_model={self.d_model}), got "
-                f"{tuple(getattr(x_t, 'shape', ()))}"
-            )
+        self._check_state(state)
+        _check_step_input(x_t, self.d_model)
         gap = check_step_gap(gap, x_t, "Mamba.step")  # (b,)
         pad = None if gap is None else gap == 0
         h = x_t
