@@ -131,6 +131,16 @@ class SeriesTransformer(TransformerMixin, BaseEstimator):
         if fs is not None:
             check_fs_matches(fs, info, type(self).__name__)
 
+    def _unwrap(self, X: Any, times: Any) -> tuple[Any, DataArrayInfo | None, Any]:
+        # A DataArray is checked against the parameters and supplies the
+        # default sampling times.
+        x, info = unwrap(X)
+        if info is not None:
+            self._check_dataarray(info)
+            if times is None:
+                times = info.times
+        return x, info, times
+
     # -- public API ------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> "SeriesTransformer":
@@ -151,11 +161,7 @@ class SeriesTransformer(TransformerMixin, BaseEstimator):
         return self._fit(X)
 
     def _fit(self, X: Any, times: Any = None) -> "SeriesTransformer":
-        x, info = unwrap(X)
-        if info is not None:
-            self._check_dataarray(info)
-            if times is None:
-                times = info.times
+        x, info, times = self._unwrap(X, times)
         x = check_series(self, x, reset=True, allow_nan=self._allow_nan)
         self._n_dims_in = x.ndim
         self._fit_series(x, times)
@@ -184,11 +190,7 @@ class SeriesTransformer(TransformerMixin, BaseEstimator):
             self._validate_params()
         else:
             check_is_fitted(self)
-        x, info = unwrap(X)
-        if info is not None:
-            self._check_dataarray(info)
-            if times is None:
-                times = info.times
+        x, info, times = self._unwrap(X, times)
         x = check_series(self, x, reset=False, allow_nan=self._allow_nan)
         out, axis = self._transform_series(x, times, **kwargs)
         return rewrap(out, axis, info)
