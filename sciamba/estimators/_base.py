@@ -256,8 +256,9 @@ class MambaEstimatorMixin:
     def _evaluate(self, model, data, samples, device, amp) -> float:
         model.eval()
         s_tot, c_tot = 0.0, 0.0
-        for start in range(0, len(samples), self._eval_batch_size()):
-            batch = self._to_torch(self._make_batch(data, samples[start:start + self._eval_batch_size()]), device)
+        bs = self._eval_batch_size()
+        for start in range(0, len(samples), bs):
+            batch = self._to_torch(self._make_batch(data, samples[start:start + bs]), device)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 s, c = self._batch_loss(model, batch)
             s_tot += float(s)
