@@ -6,7 +6,6 @@ accuracy.
 """
 
 import numpy as np
-import pytest
 import xarray as xr
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
@@ -17,11 +16,8 @@ FS = 50.0
 
 
 def _mamba_classifier(**kw):
-    # Skip only while the estimator does not exist; any other failure is a failure.
-    try:
-        from sciamba import MambaClassifier
-    except ImportError as exc:  # pragma: no cover - depends on the estimators work
-        pytest.skip(f"sciamba.MambaClassifier is not available: {exc}")
+    from sciamba import MambaClassifier
+
     return MambaClassifier(max_epochs=2, d_model=8, n_layers=1, d_state=4, batch_size=8,
                            random_state=0, **kw)
 
