@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sciamba import kernels
+from sciamba.kernels._math import discretize_delta
 from sciamba.ssm import s4d_init
 
 from ._checks import check_gaps, check_positive_int, check_sequence, check_step_gap
@@ -104,8 +105,9 @@ def selective_ssm(
             u, dt, A, B, C, D, z, delta_bias=dt_bias, delta_softplus=True,
             return_last_state=True, initial_state=initial_state, backend=backend,
         )
-    delta = _f32(dt) if dt_bias is None else _f32(dt) + _f32(dt_bias)[:, None]  # (b E L)
-    delta = F.softplus(delta) * gaps[:, None, :]  # (b E L)
+    # The gap multiplies Δ after the softplus, so bias and softplus cannot be fused into the scan.
+    delta = discretize_delta(_f32(dt), None if dt_bias is None else _f32(dt_bias), True)  # (b E L)
+    delta = delta * gaps[:, None, :]  # (b E L)
     return kernels.selective_scan(
         u, delta.to(u.dtype), A, B, C, D, z, delta_softplus=False,
         return_last_state=True, initial_state=initial_state, backend=backend,
@@ -444,7 +446,7 @@ class MambaBlock(nn.Module):
                 dt_bias=_f32(self.dt_proj.bias), dt_softplus=True,
             )  # (b E)
         else:
-            delta = F.softplus(_f32(dt) + _f32(self.dt_proj.bias)) * scale[:, None]  # (b E)
+            delta = discretize_delta(_f32(dt), _f32(self.dt_proj.bias), True) * scale[:, None]  # (b E)
             y = kernels.selective_state_update(
                 state.ssm, u, delta.to(u.dtype), A, Bm, Cm, _f32(self.D), z, dt_softplus=False
             )  # (b E)
