@@ -360,6 +360,8 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
             "target": np.ascontiguousarray(z.astype(np.float32).transpose(0, 2, 1)),  # (n T C)
             "gaps": panel.gaps.astype(np.float32),  # (n T)
             "observed": panel.observed,  # (n T)
+            "mean": mean,  # (n C 1)
+            "scale": scale,  # (n C 1)
         }
 
     def _ar_order(self) -> int:
@@ -482,8 +484,7 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         n, C = panel.n_series, panel.n_channels
         Q = 1 if self.quantiles_ is None else self.quantiles_.size
         pred = out.reshape(n, self.horizon, C, Q).transpose(0, 2, 3, 1)  # (n C Q h)
-        mean, scale = nan_mean_std(panel.values, axis=(2,))  # (n C 1)
-        pred = pred * scale[..., None] + mean[..., None]
+        pred = pred * data["scale"][..., None] + data["mean"][..., None]  # (n C Q h)
         if Q > 1:
             pred = np.sort(pred, axis=2)  # no quantile crossing
         return pred
