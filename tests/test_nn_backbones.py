@@ -220,6 +220,13 @@ def test_s4d_layer_equals_direct_convolution(rng):
     assert _rel(layer(x), ref) < 1e-5
 
 
+@pytest.mark.parametrize("cls", [Mamba, S4D, LSTM, TransformerEncoder])
+@pytest.mark.parametrize("dropout", [-0.1, 1.0])
+def test_dropout_out_of_range(cls, dropout):
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        cls(8, 1, dropout=dropout)
+
+
 def test_s4d_errors():
     with pytest.raises(ValueError, match="init"):
         S4D(8, 1, init="legs")

@@ -6,13 +6,20 @@ import numbers
 
 import torch
 
-__all__ = ["check_positive_int", "check_sequence", "check_gaps", "check_step_gap", "reject_gaps"]
+__all__ = ["check_dropout", "check_positive_int", "check_sequence", "check_gaps", "check_step_gap", "reject_gaps"]
 
 
 def check_positive_int(name: str, value, low: int = 1) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def check_dropout(dropout) -> float:
+    """Check a dropout probability in ``[0, 1)``."""
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    return dropout
 
 
 def check_sequence(x, d_model: int, who: str) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_positive_int, check_sequence, reject_gaps
+from ._checks import check_dropout, check_positive_int, check_sequence, reject_gaps
 
 __all__ = ["LSTM"]
 
@@ -52,8 +52,7 @@ class LSTM(nn.Module):
         super().__init__()
         self.d_model = check_positive_int("d_model", d_model)
         self.n_layers = check_positive_int("n_layers", n_layers)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_dropout(dropout)
         self.bidirectional = bool(bidirectional)
         self.lstm = nn.LSTM(
             d_model,

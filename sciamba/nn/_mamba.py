@@ -18,7 +18,7 @@ from sciamba import kernels
 from sciamba.kernels._math import discretize_delta
 from sciamba.ssm import s4d_init
 
-from ._checks import check_gaps, check_positive_int, check_sequence, check_step_gap
+from ._checks import check_dropout, check_gaps, check_positive_int, check_sequence, check_step_gap
 from ._norm import RMSNorm
 
 __all__ = ["MambaBlock", "Mamba", "MambaBlockState", "MambaState", "selective_ssm"]
@@ -586,8 +586,7 @@ class Mamba(nn.Module):
         super().__init__()
         self.d_model = check_positive_int("d_model", d_model)
         self.n_layers = check_positive_int("n_layers", n_layers)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_dropout(dropout)
         self.bidirectional = bool(bidirectional)
         block_kw = dict(
             d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, dt_min=dt_min,

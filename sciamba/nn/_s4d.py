@@ -15,7 +15,7 @@ from torch import nn
 
 from sciamba.ssm import causal_fft_conv, discretize_diagonal, s4d_init
 
-from ._checks import check_positive_int, check_sequence, reject_gaps
+from ._checks import check_dropout, check_positive_int, check_sequence, reject_gaps
 from ._norm import RMSNorm
 
 __all__ = ["S4DKernel", "S4DLayer", "S4D"]
@@ -200,8 +200,7 @@ class S4D(nn.Module):
         super().__init__()
         self.d_model = check_positive_int("d_model", d_model)
         self.n_layers = check_positive_int("n_layers", n_layers)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_dropout(dropout)
         self.bidirectional = bool(bidirectional)
         self.norms = nn.ModuleList(RMSNorm(d_model, eps=norm_eps) for _ in range(n_layers))
         self.layers = nn.ModuleList(

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int, check_sequence, reject_gaps
+from ._checks import check_dropout, check_positive_int, check_sequence, reject_gaps
 
 __all__ = ["TransformerEncoder", "TransformerState", "sinusoidal_positions"]
 
@@ -203,8 +203,7 @@ class TransformerEncoder(nn.Module):
                 f"positional must be 'sinusoidal', 'learned' or 'none', got {positional!r}"
             )
         max_len = check_positive_int("max_len", max_len)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_dropout(dropout)
         self.d_model, self.n_layers, self.n_heads, self.d_ff = d_model, n_layers, n_heads, d_ff
         self.causal, self.positional, self.max_len = bool(causal), positional, max_len
         self.pos_emb = nn.Embedding(max_len, d_model) if positional == "learned" else None
