@@ -269,12 +269,14 @@ class MambaEstimatorMixin:
         return max(self.batch_size, 64)
 
     @torch.no_grad()
-    def _forward(self, x: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray, gaps: np.ndarray, *, last_step: bool = False) -> np.ndarray:
         """Run the fitted network on ``x`` ``(n, L, C)``, in batches; float64 output.
 
         On the CPU (without bfloat16) a float64 copy of the network runs, so
         a series' prediction does not depend on the batch it is in (float32
         matrix products round differently for different batch sizes).
+        ``last_step`` keeps only the last time step of a per-step output,
+        batch by batch, so the full ``(n, L, ...)`` output is never held.
         """
         model = self.model_
         model.eval()
@@ -291,6 +293,8 @@ class MambaEstimatorMixin:
             gb = torch.as_tensor(gaps[start:start + bs], dtype=dtype, device=device)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 out = model(xb, gb)
+            if last_step:
+                out = out[:, -1]
             outs.append(out.double().cpu().numpy())
         return np.concatenate(outs, axis=0)
 

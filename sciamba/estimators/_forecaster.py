@@ -480,7 +480,8 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         pc = np.clip(pos, 0, T - 1)
         x = data["x"][rows, pc] * inside[..., None]  # (n W C)
         gaps = data["gaps"][rows, pc] * inside  # (n W)
-        out = self._forward_last(x, gaps)  # (n h*C*Q)
+        # Only the last step's head output is a forecast.
+        out = self._forward(x, gaps, last_step=True)  # (n h*C*Q)
         n, C = panel.n_series, panel.n_channels
         Q = 1 if self.quantiles_ is None else self.quantiles_.size
         pred = out.reshape(n, self.horizon, C, Q).transpose(0, 2, 3, 1)  # (n C Q h)
@@ -488,15 +489,6 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         if Q > 1:
             pred = np.sort(pred, axis=2)  # no quantile crossing
         return pred
-
-    @torch.no_grad()
-    def _forward_last(self, x: np.ndarray, gaps: np.ndarray) -> np.ndarray:
-        # Only the last step's head output is a forecast; run in batches.
-        outs = []
-        bs = self._eval_batch_size()
-        for s in range(0, x.shape[0], bs):
-            outs.append(self._forward(x[s:s + bs], gaps[s:s + bs])[:, -1])
-        return np.concatenate(outs, axis=0)
 
     def _shape_output(self, pred: np.ndarray, panel: Panel, extra: tuple[str, np.ndarray] | None):
         """Drop the axes the input did not have; wrap as a DataArray if it was one."""
