@@ -23,10 +23,12 @@ def _example(name: str):
 
 def test_mamba_clearly_beats_s4d_on_selective_copying(rng):
     """A small instance on the CPU: same width, same training; Mamba learns it, S4D does not."""
+    # 600 steps: at 400 one seed in a review run left Mamba at 0.85 vs S4D 0.67
+    # (gap 0.186 < 0.2); the margin below is kept, the training made less marginal.
     ex = _example("selective_copying")
     cfg = argparse.Namespace(
         seq_len=32, n_tokens=4, vocab=8, d_model=32, d_state=16, n_layers=2,
-        steps=400, batch=64, lr=1e-2, n_test=512, eval_every=400,
+        steps=600, batch=64, lr=1e-2, n_test=512, eval_every=600,
     )
     seed = int(rng.integers(2**31))
     # Tiny tensors gain nothing from a second thread, and on a shared machine the
