@@ -108,7 +108,7 @@ def test_early_stopping_restores_best_weights(rng):
     # A learning rate far too high makes the validation loss jump around, so
     # the best epoch is not the last one.
     f = MambaForecaster(horizon=2, **{**TINY, "max_epochs": 6, "learning_rate": 0.3,
-                                      "n_iter_no_change": 3}).fit(x)
+                                      "n_iter_no_change": 3, "early_stopping": True}).fit(x)
     val = f.history_["val_loss"]
     assert len(val) == f.n_epochs_ and f.best_epoch_ == int(np.argmin(val)) + 1
     # The kept weights reproduce the best validation loss.
@@ -137,6 +137,57 @@ def test_classifier_auto_early_stopping_needs_a_large_validation_set(rng):
     assert fitted.history_["val_loss"] == [] and len(fitted.history_["train_loss"]) == 3
     with pytest.raises(ValueError, match="early_stopping"):
         MambaClassifier(**{**TINY, "early_stopping": "sometimes"}).fit(X, y)
+
+
+def test_regressor_auto_early_stopping_needs_a_large_validation_set(rng):
+    from sciamba.estimators._base import AUTO_EARLY_STOPPING_MIN_VAL as m
+
+    reg = MambaRegressor()
+    assert reg.early_stopping == "auto"
+    assert not reg._early_stopping_enabled(10 * (m - 1))
+    assert reg._early_stopping_enabled(10 * (m - 1) + 1)
+    X = rng.standard_normal((2 * m, 12))
+    y = X.mean(axis=1)
+    small = MambaRegressor(**TINY).fit(X[:30], y[:30])  # 3 validation series: no split
+    assert small.history_["val_loss"] == [] and small.n_epochs_ == small.best_epoch_ == 2
+    # validation_fraction 0.5 of 2 m series holds out m: early stopping is on.
+    big = MambaRegressor(**{**TINY, "validation_fraction": 0.5}).fit(X, y)
+    assert len(big.history_["val_loss"]) == big.n_epochs_
+    with pytest.raises(ValueError, match="early_stopping"):
+        MambaRegressor(**{**TINY, "early_stopping": "sometimes"}).fit(X, y)
+
+
+@pytest.mark.parametrize("lookback", [None, 6])
+def test_forecaster_auto_early_stopping_counts_validation_units(rng, lookback):
+    from sciamba.estimators._base import AUTO_EARLY_STOPPING_MIN_VAL as m
+    from sciamba.estimators._data import as_panel
+
+    assert MambaForecaster().early_stopping == "auto"
+    # lookback None: a unit is a series (its held-out tail); lookback 6: one
+    # window per held-out origin, so one series of 10 m values holds out m
+    # values, each the target of one origin.
+    n, T = (m, 30) if lookback is None else (1, 10 * m)
+    X = np.cumsum(rng.standard_normal((n, T)), axis=1)
+    kw = dict(TINY, lookback=lookback)
+    auto = MambaForecaster(**kw)
+    panel, _ = as_panel(auto, X, reset=True)
+    _, val = auto._windows(panel)
+    _, val_true = MambaForecaster(**{**kw, "early_stopping": True})._windows(panel)
+    assert len(val) == len(val_true) == m
+    np.testing.assert_array_equal(val, val_true)
+    fitted = auto.fit(X)
+    assert len(fitted.history_["val_loss"]) == fitted.n_epochs_
+    # One unit fewer: "auto" holds nothing out and trains every window to the end.
+    X_small = X[:-1] if lookback is None else X[:, : T - 10]
+    panel_s, _ = as_panel(auto, X_small, reset=True)
+    _, val_s = MambaForecaster(**{**kw, "early_stopping": True})._windows(panel_s)
+    assert len(val_s) == m - 1
+    train_auto, val_auto = MambaForecaster(**kw)._windows(panel_s)
+    train_off, _ = MambaForecaster(**{**kw, "early_stopping": False})._windows(panel_s)
+    assert val_auto is None
+    np.testing.assert_array_equal(train_auto, train_off)
+    small = MambaForecaster(**kw).fit(X_small)
+    assert small.history_["val_loss"] == [] and small.n_epochs_ == small.best_epoch_ == 2
 
 
 def test_warm_start_continues(rng):

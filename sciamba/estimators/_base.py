@@ -44,7 +44,7 @@ class MambaEstimatorMixin:
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
@@ -328,14 +328,24 @@ class MambaEstimatorMixin:
     def _early_stopping_enabled(self, n_series: int) -> bool:
         """``early_stopping`` for ``n_series`` training series, ``"auto"`` resolved.
 
-        ``"auto"`` stops early only when the held-out share of the series
-        holds at least :data:`AUTO_EARLY_STOPPING_MIN_VAL` of them: the loss of
-        a smaller validation set is too noisy to choose an epoch by (ECG200,
-        100 series: 10 held out gave test accuracies of 0.64-0.85 over seeds,
+        The validation share of ``n_series`` series holds
+        ``ceil(validation_fraction * n_series)`` of them; see
+        :meth:`_auto_early_stopping`.
+        """
+        return self._auto_early_stopping(math.ceil(self.validation_fraction * n_series))
+
+    def _auto_early_stopping(self, n_val: int) -> bool:
+        """``early_stopping`` with ``"auto"`` resolved for ``n_val`` validation units.
+
+        A unit is what the split holds out: a series (classifier, regressor,
+        forecaster without ``lookback``) or a window (forecaster with
+        ``lookback``). ``"auto"`` stops early only when there are at least
+        :data:`AUTO_EARLY_STOPPING_MIN_VAL` of them: the loss of a smaller
+        validation set is too noisy to choose an epoch by (ECG200, 100
+        series: 10 held out gave test accuracies of 0.64-0.85 over seeds,
         against 0.81-0.86 for training the full schedule).
         """
         if isinstance(self.early_stopping, str):  # "auto"
-            n_val = math.ceil(self.validation_fraction * n_series)
             return n_val >= AUTO_EARLY_STOPPING_MIN_VAL
         return bool(self.early_stopping)
 

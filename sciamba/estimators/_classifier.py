@@ -8,7 +8,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import MambaEstimatorMixin
@@ -146,7 +145,6 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     _parameter_constraints: dict = {
         **MambaEstimatorMixin._parameter_constraints,
         "bidirectional": ["boolean"],
-        "early_stopping": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(

@@ -98,12 +98,19 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         ``n_iter_no_change`` epochs).
     weight_decay : float, default=0.0
         AdamW decoupled weight decay.
-    early_stopping : bool, default=True
-        Hold out the last ``validation_fraction`` of every series (at least
-        ``horizon`` steps) in time, stop when the validation loss has not
-        improved for ``n_iter_no_change`` epochs and restore the best
+    early_stopping : bool or "auto", default="auto"
+        True: hold out the last ``validation_fraction`` of every series (at
+        least ``horizon`` steps) in time, stop when the validation loss has
+        not improved for ``n_iter_no_change`` epochs and restore the best
         weights. Series too short for a split train on everything; with no
-        split at all the training loss is watched.
+        split at all the training loss is watched. False: train all
+        ``max_epochs`` on every window and keep the last weights. ``"auto"``:
+        True when the split holds at least 50 validation units, else False
+        (and nothing is held out). A unit is what the validation loss
+        averages over: with ``lookback``, one window per forecast origin in
+        the held-out tails; without, one whole series (its tail). A single
+        series of 500 values with ``lookback`` has 50 validation origins; a
+        few dozen held-out values choose an epoch by noise.
     validation_fraction : float, default=0.1
         Share of each series' end held out for early stopping.
     n_iter_no_change : int, default=15
@@ -209,7 +216,7 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         batch_size: int = 16,
         learning_rate: float = 3e-3,
         weight_decay: float = 0.0,
-        early_stopping: bool = True,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 15,
         device: str | torch.device = "auto",
@@ -344,12 +351,13 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         data = self._series_data(panel)
         seed = self._seed()
         train, val = self._windows(panel)
+        early = (val is not None) if isinstance(self.early_stopping, str) else bool(self.early_stopping)
         n_q = 1 if levels is None else levels.size
         config = self._network_config(
             panel.n_channels, h * panel.n_channels * n_q, pooled=False, bidirectional=False,
             highway=self._ar_order(), out_shape=(h, panel.n_channels, n_q),
         )
-        self._train(config, data, train, val, seed, warm_ok=bool(warm))
+        self._train(config, data, train, val, seed, warm_ok=bool(warm), early_stopping=early)
         return self
 
     def _series_data(self, panel: Panel) -> dict[str, Any]:
@@ -372,13 +380,22 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
     def _crop_width(self, T: int) -> int:
         return T if self.lookback is None else self.lookback + self.horizon
 
-    def _windows(self, panel: Panel) -> tuple[np.ndarray, np.ndarray | None]:
+    def _windows(self, panel: Panel, split: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Training and validation windows as rows ``(series, start, lo, hi, limit)``.
 
         A window is the crop ``[start, start + W)`` (``start`` may be negative:
         left padding); the loss covers origins ``lo <= t < hi`` and targets
-        before ``limit``.
+        before ``limit``. ``split`` holds out the series' tails; None resolves
+        ``early_stopping``, ``"auto"`` keeping the split only when it yields
+        enough validation rows (:meth:`_auto_early_stopping`).
         """
+        if split is None:
+            if isinstance(self.early_stopping, str):  # "auto"
+                train, val = self._windows(panel, split=True)
+                if self._auto_early_stopping(0 if val is None else len(val)):
+                    return train, val
+                return self._windows(panel, split=False)
+            split = bool(self.early_stopping)
         n, _, T = panel.values.shape
         h, k = self.horizon, self.lookback
         train, val = [], []
@@ -387,7 +404,7 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
             n_obs = obs_idx.size
             n_val = max(h, int(np.ceil(self.validation_fraction * n_obs)))
             cut = T
-            if self.early_stopping and n_obs - n_val >= (k or 1) + h:
+            if split and n_obs - n_val >= (k or 1) + h:
                 cut = int(obs_idx[n_obs - n_val])  # first validation position
             first = int(obs_idx[0])
             if k is None:

@@ -55,11 +55,15 @@ class MambaRegressor(SeriesToVectorMixin, MambaEstimatorMixin, RegressorMixin, B
         ``n_iter_no_change`` epochs).
     weight_decay : float, default=0.0
         AdamW decoupled weight decay.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the series, stop when
+    early_stopping : bool or "auto", default="auto"
+        True: hold out ``validation_fraction`` of the series, stop when
         the validation loss has not improved for ``n_iter_no_change`` epochs
-        and restore the best weights. With too few series for a split, the
-        training loss is watched instead.
+        and restore the best weights (with too few series for a split, the
+        training loss is watched instead). False: train all ``max_epochs`` on
+        every series and keep the last weights. ``"auto"``: True when the
+        validation share holds at least 50 series (500 series at the default
+        fraction), else False; the loss of a handful of held-out series is
+        too noisy to pick an epoch by.
     validation_fraction : float, default=0.1
         Share of the series held out for early stopping.
     n_iter_no_change : int, default=15
@@ -146,7 +150,7 @@ class MambaRegressor(SeriesToVectorMixin, MambaEstimatorMixin, RegressorMixin, B
         batch_size: int = 16,
         learning_rate: float = 3e-3,
         weight_decay: float = 0.0,
-        early_stopping: bool = True,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 15,
         device: str | torch.device = "auto",
@@ -215,7 +219,8 @@ class MambaRegressor(SeriesToVectorMixin, MambaEstimatorMixin, RegressorMixin, B
         rng = np.random.default_rng(seed)
         data = self._model_inputs(panel)
         data["y"] = ((y2 - self._y_mean) / self._y_scale).astype(np.float32)
-        if self.early_stopping:
+        early = self._early_stopping_enabled(panel.n_series)
+        if early:
             train, val = split_validation(panel.n_series, self.validation_fraction, rng)
         else:
             train, val = np.arange(panel.n_series), None
@@ -223,7 +228,7 @@ class MambaRegressor(SeriesToVectorMixin, MambaEstimatorMixin, RegressorMixin, B
             panel.n_channels, y2.shape[1], pooled=True, bidirectional=self.bidirectional,
             highway=panel.n_timesteps,
         )
-        self._train(config, data, train, val, seed, warm_ok=warm)
+        self._train(config, data, train, val, seed, warm_ok=warm, early_stopping=early)
         return self
 
     def _batch_loss(self, model, batch):
