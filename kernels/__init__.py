@@ -17,6 +17,8 @@ with input-dependent step sizes :math:`\Delta_t`, input and output matrices
 :func:`selective_scan_ref`         the plain sequential definition (the oracle)
 :func:`selective_state_update`     one recurrent step, in place (streaming)
 :func:`available_backends`         which backends run here; what ``"auto"`` picks
+:func:`causal_conv1d`              the block's short causal depthwise conv1d
+                                   (+ SiLU), fused; differentiable
 =================================  ==============================================
 
 Backends
@@ -55,6 +57,7 @@ torch.Size([1, 2, 8])
 """
 
 from ._backends import BackendReport, available_backends
+from ._causal_conv import causal_conv1d
 from ._interface import selective_scan
 from ._reference import selective_scan_ref
 from ._state_update import selective_state_update
@@ -62,6 +65,7 @@ from ._state_update import selective_state_update
 __all__ = [
     "BackendReport",
     "available_backends",
+    "causal_conv1d",
     "selective_scan",
     "selective_scan_ref",
     "selective_state_update",

@@ -1,0 +1,359 @@
+r"""Triton kernels of the causal depthwise conv1d, forward and backward (``backend="triton"``).
+
+The operation (see :func:`sciamba.kernels.causal_conv1d`) is, per batch row
+``b`` and channel ``d``,
+
+.. math::
+
+    p_t = \beta_d + \sum_{k=0}^{K-1} w_{d,k}\, \tilde x_{t-(K-1)+k}, \qquad
+    y_t = \sigma(p_t) \;(\text{or } p_t),
+
+with :math:`\tilde x` the input with ``initial_state`` (the ``K - 1`` samples
+before :math:`t = 0`, zeros when absent) prepended and
+:math:`\sigma(p) = p / (1 + e^{-p})` (SiLU). The backward pass, for
+:math:`\bar p_t = \bar y_t\, \sigma'(p_t)`, is
+
+.. math::
+
+    \bar x_s = \sum_{k=0}^{K-1} w_{d,k}\, \bar p_{s+(K-1)-k}, \qquad
+    \bar w_{d,k} = \sum_{b,t} \bar p_t\, \tilde x_{t-(K-1)+k}, \qquad
+    \bar\beta_d = \sum_{b,t} \bar p_t,
+
+where :math:`\bar p_t = 0` outside :math:`0 \le t < L`; the gradient of
+``initial_state`` is :math:`\bar x_s` for :math:`-(K-1) \le s < 0`.
+
+Layout of the work
+------------------
+One program owns a ``(BD, BT)`` tile: a batch row, ``BD`` channels and ``BT``
+time steps. Register tiles cannot be shifted along time, so each of the ``K``
+taps is a separate load of the tile shifted by ``k - (K-1)`` steps; the
+shifted loads overlap all but ``K - 1`` columns and hit L1/L2, so DRAM sees
+each input byte about once. The loads take the input's strides
+``(stride_b, stride_d, stride_l)``: a channel-last ``(b, L, d)`` tensor viewed
+as ``(b, d, L)`` is read in place, and Triton's specialization of unit strides
+lets the compiler coalesce along whichever axis is contiguous.
+
+The backward pass recomputes :math:`p` from the input (nothing but the inputs
+is saved) at the ``K`` shifts its halo needs (``K·K`` tap loads, again from
+cache), writes :math:`\bar x` for its tile and the per-tile channel sums of
+:math:`\bar w` and :math:`\bar\beta` into a float32 buffer of
+``(batch · time blocks, dim, K)``, which the host sums (deterministic, no
+atomics). The tiles that start at ``t = 0`` also write the
+``initial_state`` gradient.
+
+Sums are carried in the weight's dtype: float32, or float64 for float64
+inputs (the caller casts the weight accordingly).
+
+This module is private: :func:`sciamba.kernels.causal_conv1d` validates the
+inputs and calls :func:`causal_conv1d_triton`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["MAX_K", "causal_conv1d_triton"]
+
+#: Widest kernel the Triton path compiles (the backward unrolls ``K·K`` tap loads).
+MAX_K = 16
+
+#: ``(BD, BT)`` tile override for tests (small tiles make tiny problems cross
+#: block edges) and tuning; ``None`` picks :func:`_blocks`.
+_BLOCKS_OVERRIDE: tuple[int, int] | None = None
+
+
+# --------------------------------------------------------------------------- #
+# Device helpers
+# --------------------------------------------------------------------------- #
+@triton.jit
+def _window(x_ptr, init_ptr, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
+            K: tl.constexpr, HAS_INIT: tl.constexpr, cdt: tl.constexpr):
+    """:math:`\\tilde x` at times ``s`` (BT,) for channels ``d64`` (BD,): a (BD, BT) tile.
+
+    ``x`` for ``0 <= s < L``, ``initial_state[K - 1 + s]`` for
+    ``-(K-1) <= s < 0``, zero elsewhere. ``x_ptr`` and ``init_ptr`` already
+    point at the batch row.
+    """
+    s64 = s.to(tl.int64)
+    in_x = (s >= 0) & (s < L)
+    v = tl.load(x_ptr + d64[:, None] * sx_d + s64[None, :] * sx_l,
+                mask=dm[:, None] & in_x[None, :], other=0.0).to(cdt)  # (BD, BT)
+    if HAS_INIT:
+        in_h = (s < 0) & (s >= 1 - K)
+        v += tl.load(init_ptr + d64[:, None] * si_d + (s64 + (K - 1))[None, :] * si_l,
+                     mask=dm[:, None] & in_h[None, :], other=0.0).to(cdt)  # (BD, BT)
+    return v
+
+
+@triton.jit
+def _preact(x_ptr, init_ptr, w_ptr, bias, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
+            K: tl.constexpr, HAS_INIT: tl.constexpr, cdt: tl.constexpr):
+    """Pre-activation :math:`p` at times ``s``: (BD, BT), with ``bias`` (BD,) added."""
+    acc = bias[:, None] + tl.zeros((1, s.shape[0]), dtype=cdt)  # (BD, BT)
+    for k in tl.static_range(K):
+        wk = tl.load(w_ptr + d * K + k, mask=dm, other=0.0)  # (BD,)
+        acc += wk[:, None] * _window(x_ptr, init_ptr, d64, dm, s + (k - (K - 1)), L, sx_d, sx_l,
+                                     si_d, si_l, K, HAS_INIT, cdt)
+    return acc
+
+
+@triton.jit
+def _sigmoid(p):
+    # exp(-p) overflows to inf for p << 0, giving exactly 0: never NaN.
+    return 1.0 / (1.0 + tl.exp(-p))
+
+
+@triton.jit
+def _dpre(x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
+          sg_d, sg_l, K: tl.constexpr, HAS_INIT: tl.constexpr, SILU: tl.constexpr,
+          cdt: tl.constexpr):
+    """Gradient of the pre-activation at times ``s``: (BD, BT), zero outside ``[0, L)``."""
+    s64 = s.to(tl.int64)
+    ok = dm[:, None] & ((s >= 0) & (s < L))[None, :]
+    g = tl.load(dy_ptr + d64[:, None] * sg_d + s64[None, :] * sg_l, mask=ok,
+                other=0.0).to(cdt)  # (BD, BT)
+    if SILU:
+        p = _preact(x_ptr, init_ptr, w_ptr, bias, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
+                    K, HAS_INIT, cdt)  # (BD, BT)
+        sg = _sigmoid(p)
+        g = g * (sg * (1.0 + p * (1.0 - sg)))  # silu'(p)
+    return g
+
+
+@triton.jit
+def _grad_input(x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
+                sg_d, sg_l, K: tl.constexpr, HAS_INIT: tl.constexpr, SILU: tl.constexpr,
+                cdt: tl.constexpr):
+    """:math:`\\bar x_s = \\sum_k w_k \\bar p_{s+K-1-k}` at times ``s``: (BD, BT)."""
+    acc = tl.zeros((d.shape[0], s.shape[0]), dtype=cdt)  # (BD, BT)
+    for k in tl.static_range(K):
+        wk = tl.load(w_ptr + d * K + k, mask=dm, other=0.0)  # (BD,)
+        acc += wk[:, None] * _dpre(x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm,
+                                   s + (K - 1 - k), L, sx_d, sx_l, si_d, si_l, sg_d, sg_l,
+                                   K, HAS_INIT, SILU, cdt)
+    return acc
+
+
+@triton.jit
+def _bias(b_ptr, d, dm, HAS_BIAS: tl.constexpr, cdt: tl.constexpr, BD: tl.constexpr):
+    if HAS_BIAS:
+        return tl.load(b_ptr + d, mask=dm, other=0.0).to(cdt)  # (BD,)
+    else:
+        return tl.zeros((BD,), dtype=cdt)
+
+
+# --------------------------------------------------------------------------- #
+# Kernels
+# --------------------------------------------------------------------------- #
+@triton.jit
+def _fwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, y_ptr, dim, L,
+                sx_b, sx_d, sx_l, si_b, si_d, si_l,
+                K: tl.constexpr, HAS_INIT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                SILU: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr):
+    # Time blocks on grid axis 0 (the only axis allowed more than 65535 programs).
+    pid_t = tl.program_id(0)
+    pid_d = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    cdt: tl.constexpr = w_ptr.dtype.element_ty
+    d = pid_d * BD + tl.arange(0, BD)  # (BD,)
+    dm = d < dim
+    d64 = d.to(tl.int64)
+    t = pid_t * BT + tl.arange(0, BT)  # (BT,)
+    xb = x_ptr + pid_b * sx_b
+    ib = init_ptr + pid_b * si_b
+    bias = _bias(b_ptr, d, dm, HAS_BIAS, cdt, BD)
+    p = _preact(xb, ib, w_ptr, bias, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, K, HAS_INIT,
+                cdt)  # (BD, BT)
+    if SILU:
+        p = p * _sigmoid(p)
+    # y is contiguous (b, dim, L).
+    offs = pid_b * dim * L + d64[:, None] * L + t[None, :]
+    tl.store(y_ptr + offs, p.to(y_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
+
+
+@triton.jit
+def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr, db_ptr,
+                dim, L, sx_b, sx_d, sx_l, si_b, si_d, si_l, sg_b, sg_d, sg_l,
+                so_b, so_d, so_l,
+                K: tl.constexpr, KP: tl.constexpr, HAS_INIT: tl.constexpr,
+                HAS_BIAS: tl.constexpr, SILU: tl.constexpr, BD: tl.constexpr,
+                BT: tl.constexpr):
+    pid_t = tl.program_id(0)
+    pid_d = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    cdt: tl.constexpr = w_ptr.dtype.element_ty
+    d = pid_d * BD + tl.arange(0, BD)  # (BD,)
+    dm = d < dim
+    d64 = d.to(tl.int64)
+    t = pid_t * BT + tl.arange(0, BT)  # (BT,)
+    xb = x_ptr + pid_b * sx_b
+    ib = init_ptr + pid_b * si_b
+    gb = dy_ptr + pid_b * sg_b
+    bias = _bias(b_ptr, d, dm, HAS_BIAS, cdt, BD)
+
+    dx = _grad_input(xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, sg_d,
+                     sg_l, K, HAS_INIT, SILU, cdt)  # (BD, BT)
+    tl.store(dx_ptr + pid_b * so_b + d64[:, None] * so_d + t.to(tl.int64)[None, :] * so_l,
+             dx.to(dx_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
+
+    # Per-tile channel sums of the weight and bias gradients (summed on the host).
+    g0 = _dpre(xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l,
+               K, HAS_INIT, SILU, cdt)  # (BD, BT)
+    row = (pid_b * tl.num_programs(0) + pid_t) * dim
+    for k in tl.static_range(K):
+        xk = _window(xb, ib, d64, dm, t + (k - (K - 1)), L, sx_d, sx_l, si_d, si_l, K, HAS_INIT,
+                     cdt)  # (BD, BT)
+        tl.store(dw_ptr + (row + d64) * K + k, tl.sum(g0 * xk, axis=1), mask=dm)
+    if HAS_BIAS:
+        tl.store(db_ptr + row + d64, tl.sum(g0, axis=1), mask=dm)
+
+    if HAS_INIT:
+        if pid_t == 0:
+            # The K-1 samples before t = 0: times -(K-1) .. -1 (padded to KP).
+            s = tl.arange(0, KP) - (K - 1)  # (KP,)
+            dh = _grad_input(xb, ib, w_ptr, bias, gb, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
+                             sg_d, sg_l, K, HAS_INIT, SILU, cdt)  # (BD, KP)
+            # dinit is contiguous (b, dim, K-1).
+            offs = (pid_b * dim + d64[:, None]) * (K - 1) + (s + (K - 1))[None, :]
+            tl.store(dinit_ptr + offs, dh, mask=dm[:, None] & (s < 0)[None, :])
+
+
+# --------------------------------------------------------------------------- #
+# Host side
+# --------------------------------------------------------------------------- #
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _blocks(x: torch.Tensor) -> tuple[int, int]:
+    """``(BD, BT)`` tile: long along the axis that is contiguous in memory."""
+    if _BLOCKS_OVERRIDE is not None:
+        return _BLOCKS_OVERRIDE
+    dim, L = x.shape[1], x.shape[2]
+    if x.stride(1) == 1 and x.stride(2) != 1:  # channel-last
+        BD, BT = 64, 64
+    else:
+        BD, BT = 16, 256
+    return min(BD, _next_pow2(dim)), min(BT, max(16, _next_pow2(L)))
+
+
+def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int, int]:
+    b, dim, L = x.shape
+    return triton.cdiv(L, BT), triton.cdiv(dim, BD), b
+
+
+def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
+    b, dim, L = x.shape
+    K = weight.shape[1]
+    BD, BT = _blocks(x)
+    y = torch.empty((b, dim, L), device=x.device, dtype=x.dtype)
+    has_init = init is not None and K > 1
+    ini = init if has_init else weight
+    si = init.stride() if has_init else (0, 0, 0)
+    _fwd_kernel[_grid(x, BD, BT)](
+        x, ini, weight, bias if bias is not None else weight, y, dim, L, *x.stride(), *si,
+        K=K, HAS_INIT=has_init, HAS_BIAS=bias is not None, SILU=silu, BD=BD, BT=BT,
+        num_warps=4)
+    return y
+
+
+def _backward(dy, x, weight, bias, init, silu: bool):
+    b, dim, L = x.shape
+    K = weight.shape[1]
+    BD, BT = _blocks(x)
+    grid = _grid(x, BD, BT)
+    cdt = weight.dtype
+    has_init = init is not None and K > 1
+    # dx takes x's layout, so the gradient of a channel-last view is channel-last too.
+    dx = torch.empty_like(x)
+    dw = torch.empty(b * grid[0], dim, K, device=x.device, dtype=cdt)
+    db = torch.empty(b * grid[0], dim, device=x.device, dtype=cdt) if bias is not None else dw
+    dinit = (torch.empty(b, dim, K - 1, device=x.device, dtype=cdt) if has_init else dw)
+    _bwd_kernel[grid](
+        x, init if has_init else weight, weight, bias if bias is not None else weight, dy, dx,
+        dinit, dw, db, dim, L, *x.stride(), *(init.stride() if has_init else (0, 0, 0)),
+        *dy.stride(), *dx.stride(),
+        K=K, KP=_next_pow2(max(K - 1, 1)), HAS_INIT=has_init, HAS_BIAS=bias is not None,
+        SILU=silu, BD=BD, BT=BT, num_warps=4)
+    dbias = db.sum(0) if bias is not None else None
+    if init is None:
+        dh = None
+    elif has_init:
+        dh = dinit
+    else:  # K == 1: an empty (b, dim, 0) state
+        dh = torch.zeros_like(init)
+    return dx, dw.sum(0), dbias, dh
+
+
+class _CausalConv1dTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, init, silu):
+        ctx.save_for_backward(x, weight, bias, init)
+        ctx.silu = silu
+        return _forward(x, weight, bias, init, silu)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, bias, init = ctx.saved_tensors
+        with _on_device(x):
+            dx, dw, db, dh = _backward(dy, x, weight, bias, init, ctx.silu)
+        return (dx if ctx.needs_input_grad[0] else None,
+                dw if ctx.needs_input_grad[1] else None,
+                db if ctx.needs_input_grad[2] else None,
+                dh if ctx.needs_input_grad[3] else None, None)
+
+
+def _on_device(x: torch.Tensor):
+    if x.device.type == "cuda" and x.device.index != torch.cuda.current_device():
+        return torch.cuda.device(x.device)
+    return contextlib.nullcontext()
+
+
+def causal_conv1d_triton(x, weight, bias=None, initial_state=None, silu=False):
+    """Causal depthwise conv1d with Triton kernels (inputs already validated).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(batch, dim, L)`` in any strides (a channel-last view is read in
+        place); float32, float16, bfloat16 or float64.
+    weight : torch.Tensor
+        ``(dim, K)``, contiguous, float32 (float64 for float64 ``x``): the
+        dtype in which sums are carried.
+    bias : torch.Tensor or None
+        ``(dim,)``, contiguous, ``weight``'s dtype.
+    initial_state : torch.Tensor or None
+        ``(batch, dim, K - 1)``, any float dtype and strides: the inputs
+        before ``t = 0``.
+    silu : bool
+        Apply SiLU to the output.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, dim, L)``, contiguous, in ``x``'s dtype. Differentiable in
+        ``x``, ``weight``, ``bias`` and ``initial_state``; the gradient of
+        ``x`` has ``x``'s strides.
+
+    Examples
+    --------
+    Needs CUDA tensors (or CPU tensors with ``TRITON_INTERPRET=1`` set before
+    Triton is imported), hence skipped here:
+
+    >>> import torch
+    >>> from sciamba.kernels._triton_conv import causal_conv1d_triton
+    >>> x = torch.randn(2, 8, 100, device="cuda")  # doctest: +SKIP
+    >>> w = torch.randn(8, 4, device="cuda")  # doctest: +SKIP
+    >>> causal_conv1d_triton(x, w, silu=True).shape  # doctest: +SKIP
+    torch.Size([2, 8, 100])
+    """
+    tensors = (x, weight, bias, initial_state)
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    with _on_device(x):
+        if needs_grad:
+            return _CausalConv1dTriton.apply(x, weight, bias, initial_state, bool(silu))
+        return _forward(x, weight, bias, initial_state, bool(silu))

@@ -1,0 +1,345 @@
+"""causal_conv1d: torch path and Triton kernels against the float64 definition.
+
+The definition is ``F.conv1d(cat([initial_state, x], -1), weight[:, None, :], bias,
+groups=dim)`` then SiLU, evaluated in float64; an FIR filter through
+``scipy.signal.lfilter`` checks that definition independently. Triton runs
+interpreted on a CPU-only machine (``TRITON_INTERPRET=1`` from conftest), so
+its cases are small and its tiles are forced small (``_BLOCKS_OVERRIDE``) so
+that they still cross channel and time block edges.
+"""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+import torch.nn.functional as F
+
+from sciamba.kernels import causal_conv1d
+from sciamba.kernels import _causal_conv as cc
+from sciamba.kernels import _triton_conv as tc
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+NAMES = ("x", "weight", "bias", "initial_state")
+
+
+def reference(x, weight, bias=None, silu=False, initial_state=None):
+    """The definition, in float64."""
+    x = x.double()
+    K = weight.shape[1]
+    if initial_state is None:
+        initial_state = x.new_zeros(x.shape[0], x.shape[1], K - 1)
+    xt = torch.cat([initial_state.double(), x], -1)  # (b, d, K-1+L)
+    y = F.conv1d(xt, weight.double()[:, None, :], None if bias is None else bias.double(),
+                 groups=x.shape[1])  # (b, d, L)
+    return F.silu(y) if silu else y
+
+
+def make(rng, b, d, L, K, *, bias=True, init=True, dtype=torch.float64, wdtype=None,
+         channel_last=False):
+    """Random inputs; ``x`` as a transposed ``(b, L, d)`` tensor when ``channel_last``."""
+    wdtype = wdtype or dtype
+
+    def t(shape, dt):
+        return torch.tensor(rng.standard_normal(shape), dtype=dt, device=DEV)
+
+    x = t((b, L, d), dtype).transpose(1, 2) if channel_last else t((b, d, L), dtype)
+    return {
+        "x": x,
+        "weight": t((d, K), wdtype) * 0.7,
+        "bias": t((d,), wdtype) if bias else None,
+        "initial_state": t((b, d, K - 1), dtype) if init else None,
+    }
+
+
+def run(ins, silu, backend, grads=True):
+    """Output and input gradients of causal_conv1d and of the float64 reference."""
+    mine = {k: (v.detach().clone().requires_grad_(grads) if v is not None else None)
+            for k, v in ins.items()}
+    ref = {k: (v.detach().double().requires_grad_(grads) if v is not None else None)
+           for k, v in ins.items()}
+    y = causal_conv1d(mine["x"], mine["weight"], mine["bias"], "silu" if silu else None,
+                      initial_state=mine["initial_state"], backend=backend)
+    yr = reference(ref["x"], ref["weight"], ref["bias"], silu, ref["initial_state"])
+    if not grads:
+        return y, yr, {}, {}
+    g = torch.tensor(np.random.default_rng(0).standard_normal(y.shape), dtype=y.dtype,
+                     device=DEV)
+    live = [k for k in NAMES if ins[k] is not None]
+    gm = torch.autograd.grad(y, [mine[k] for k in live], g)
+    gr = torch.autograd.grad(yr, [ref[k] for k in live], g.double())
+    return y, yr, dict(zip(live, gm)), dict(zip(live, gr))
+
+
+def assert_close(y, yr, gm, gr, rtol, atol, gatol=None):
+    assert y.dtype == yr.dtype or y.dtype != torch.float64
+    torch.testing.assert_close(y.double(), yr, rtol=rtol, atol=atol)
+    for k in gr:
+        assert gm[k].shape == gr[k].shape, k
+        torch.testing.assert_close(gm[k].double(), gr[k], rtol=rtol, atol=gatol or atol,
+                                   msg=lambda m, k=k: f"grad of {k}: {m}")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Run these tiny problems on one intra-op thread.
+
+    On a busy 2-core machine, the OpenMP pool of CPU ``F.conv1d`` with
+    ``groups=dim`` took 8 ms (and up to seconds) for a (2, 5, 20) input with 2
+    threads, against 0.07 ms with one; the arithmetic is the same.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def small_blocks():
+    """Tiny Triton tiles (4 channels x 8 steps) so small problems cross block edges."""
+    tc._BLOCKS_OVERRIDE = (4, 8)
+    yield
+    tc._BLOCKS_OVERRIDE = None
+
+
+# ------------------------------------------------------------------ torch path
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 4])
+@pytest.mark.parametrize("L", [1, 2, 3, 17, 257, 1000])
+def test_torch_matches_definition(rng, L, K):
+    for bias in (False, True):
+        for init in (False, True):
+            for silu in (False, True):
+                ins = make(rng, 2, 5, L, K, bias=bias, init=init)
+                y, yr, gm, gr = run(ins, silu, "torch")
+                assert y.dtype == torch.float64 and y.is_contiguous()
+                assert_close(y, yr, gm, gr, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("K", [1, 3, 4, 7])
+def test_definition_is_an_fir_filter(rng, K):
+    # Independent of F.conv1d: per channel, y = lfilter(w[::-1], 1, [h, x])[K-1:].
+    b, d, L = 2, 3, 41
+    ins = make(rng, b, d, L, K)
+    y = causal_conv1d(ins["x"], ins["weight"], ins["bias"], initial_state=ins["initial_state"],
+                      backend="torch").cpu().numpy()
+    x, w = ins["x"].cpu().numpy(), ins["weight"].cpu().numpy()
+    h, beta = ins["initial_state"].cpu().numpy(), ins["bias"].cpu().numpy()
+    expect = np.stack([
+        np.stack([scipy.signal.lfilter(w[j, ::-1], [1.0], np.concatenate([h[i, j], x[i, j]]))
+                  for j in range(d)]) for i in range(b)])[..., K - 1:] + beta[None, :, None]
+    np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12)
+    # and the silu variant
+    ys = causal_conv1d(ins["x"], ins["weight"], ins["bias"], "silu",
+                       initial_state=ins["initial_state"], backend="torch").cpu().numpy()
+    np.testing.assert_allclose(ys, expect / (1 + np.exp(-expect)), rtol=1e-12, atol=1e-12)
+
+
+def test_torch_gradcheck(rng):
+    ins = make(rng, 2, 3, 7, 4)
+    args = [ins[k].detach().requires_grad_() for k in NAMES]
+
+    def f(x, w, bias, h):
+        return causal_conv1d(x, w, bias, "silu", initial_state=h, backend="torch")
+
+    assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-8)
+
+
+def test_torch_channel_last_and_conv_weight(rng):
+    ins = make(rng, 3, 6, 19, 4, channel_last=True)
+    assert not ins["x"].is_contiguous()
+    y, yr, gm, gr = run(ins, True, "torch")
+    assert y.is_contiguous()
+    assert_close(y, yr, gm, gr, rtol=1e-12, atol=1e-12)
+    # nn.Conv1d's (dim, 1, K) weight is accepted as is.
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3, dtype=torch.float64, device=DEV)
+    y2 = causal_conv1d(ins["x"], conv.weight, conv.bias, backend="torch")
+    torch.testing.assert_close(y2, conv(ins["x"])[..., :19], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_torch_low_precision(rng, dtype):
+    ins = make(rng, 2, 5, 33, 4, dtype=dtype, wdtype=torch.float32)
+    y, yr, gm, gr = run(ins, True, "torch")
+    assert y.dtype == dtype
+    tol = {torch.float32: 1e-5, torch.bfloat16: 3e-2, torch.float16: 4e-3}[dtype]
+    assert_close(y, yr, gm, gr, rtol=tol, atol=tol, gatol=tol * 4)
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=pytest.mark.triton)])
+def test_pieces_with_initial_state_equal_whole(rng, backend):
+    b, d, L, K, cut = 2, 5, 23, 4, 9
+    ins = make(rng, b, d, L, K, init=False, dtype=torch.float32)
+    x, w, bias = ins["x"], ins["weight"], ins["bias"]
+    whole = causal_conv1d(x, w, bias, "silu", backend=backend)
+    first = causal_conv1d(x[..., :cut], w, bias, "silu", backend=backend)
+    second = causal_conv1d(x[..., cut:], w, bias, "silu", initial_state=x[..., cut - K + 1:cut],
+                           backend=backend)
+    torch.testing.assert_close(torch.cat([first, second], -1), whole, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------ Triton
+
+
+TRITON_CASES = [  # (b, d, L, K, bias, init, silu)
+    (2, 5, 17, 4, True, True, True),
+    (2, 5, 17, 4, False, False, True),
+    (1, 7, 19, 3, True, False, False),
+    (2, 3, 1, 4, True, True, True),
+    (1, 5, 2, 2, False, True, True),
+    (2, 6, 3, 3, True, True, False),
+    (1, 9, 10, 1, True, True, True),
+    (1, 3, 26, 2, False, True, False),
+]
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("case", TRITON_CASES, ids=lambda c: "b{}d{}L{}K{}{}{}{}".format(
+    *c[:4], "-bias" * c[4], "-init" * c[5], "-silu" * c[6]))
+def test_triton_matches_definition(rng, small_blocks, case, dtype):
+    b, d, L, K, bias, init, silu = case
+    ins = make(rng, b, d, L, K, bias=bias, init=init, dtype=dtype)
+    y, yr, gm, gr = run(ins, silu, "triton")
+    assert y.dtype == dtype and y.is_contiguous() and y.shape == (b, d, L)
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    assert_close(y, yr, gm, gr, rtol=tol, atol=tol, gatol=tol * 4)
+
+
+@pytest.mark.triton
+def test_triton_default_blocks(rng):
+    # The production tile choice (one tile covers this problem); K = 8 is wide.
+    ins = make(rng, 2, 5, 21, 8, dtype=torch.float32)
+    y, yr, gm, gr = run(ins, True, "triton")
+    assert_close(y, yr, gm, gr, rtol=2e-6, atol=2e-6, gatol=1e-5)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_channel_last_view(rng, small_blocks, dtype):
+    # x is a (b, L, d) tensor's transpose: read through its strides, no copy; the
+    # gradient comes back in the same channel-last layout.
+    ins = make(rng, 2, 6, 13, 4, dtype=dtype, wdtype=torch.float32, channel_last=True)
+    assert ins["x"].stride(1) == 1
+    y, yr, gm, gr = run(ins, True, "triton")
+    assert y.is_contiguous() and y.dtype == dtype
+    assert gm["x"].stride() == ins["x"].stride()
+    tol = 2e-6 if dtype == torch.float32 else 3e-2
+    assert_close(y, yr, gm, gr, rtol=tol, atol=tol, gatol=tol * 4)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_triton_half_precision_matches_torch_path(rng, small_blocks, dtype):
+    ins = make(rng, 2, 5, 18, 4, dtype=dtype, wdtype=torch.float32)
+    y, yr, gm, gr = run(ins, True, "triton")
+    yt, _, gt, _ = run(ins, True, "torch")
+    assert y.dtype == dtype and gm["x"].dtype == dtype
+    assert_close(y, yr, gm, gr, rtol=3e-2, atol=3e-2, gatol=1e-1)
+    # Both paths sum in float32 and round once: they agree to an output ulp.
+    torch.testing.assert_close(y, yt, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(gm["weight"], gt["weight"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.triton
+def test_triton_no_grad_and_partial_grads(rng, small_blocks):
+    ins = make(rng, 2, 5, 11, 3, dtype=torch.float32)
+    with torch.no_grad():
+        y = causal_conv1d(ins["x"], ins["weight"], ins["bias"], "silu",
+                          initial_state=ins["initial_state"], backend="triton")
+    yr = reference(ins["x"], ins["weight"], ins["bias"], True, ins["initial_state"])
+    torch.testing.assert_close(y.double(), yr, rtol=2e-6, atol=2e-6)
+    # Only the weight needs a gradient (a frozen input): the rest gets none.
+    w = ins["weight"].clone().requires_grad_()
+    out = causal_conv1d(ins["x"], w, ins["bias"], "silu", initial_state=ins["initial_state"],
+                        backend="triton")
+    (gw,) = torch.autograd.grad(out.sum(), [w])
+    wr = ins["weight"].double().requires_grad_()
+    (gwr,) = torch.autograd.grad(
+        reference(ins["x"], wr, ins["bias"], True, ins["initial_state"]).sum(), [wr])
+    torch.testing.assert_close(gw.double(), gwr, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.triton
+def test_triton_width_limit(rng):
+    ins = make(rng, 1, 2, 5, tc.MAX_K + 1, dtype=torch.float32)
+    with pytest.raises(ValueError, match="supports kernel widths K <= 16"):
+        causal_conv1d(ins["x"], ins["weight"], backend="triton")
+
+
+def test_auto_uses_torch_on_cpu(rng, monkeypatch):
+    ins = make(rng, 1, 3, 6, 4, dtype=torch.float32)
+    x = ins["x"].cpu()
+    called = []
+    monkeypatch.setattr(cc, "causal_conv1d_torch",
+                        lambda *a, **k: called.append(1) or torch.zeros(1))
+    causal_conv1d(x, ins["weight"].cpu(), backend="auto")
+    assert called == [1]
+
+
+# ------------------------------------------------------------------ errors
+
+
+def _good():
+    return torch.randn(2, 3, 5), torch.randn(3, 4)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(x=[1.0]), TypeError, "x must be a torch.Tensor, got list"),
+    (dict(x=torch.ones(2, 3, 5, dtype=torch.int64)), TypeError, "x must be a floating-point"),
+    (dict(x=torch.ones(2, 3, 5, dtype=torch.complex64)), TypeError, "x is complex"),
+    (dict(x=torch.randn(3, 5)), ValueError, r"x must have shape \(batch, dim, L\)"),
+    (dict(x=torch.randn(2, 3, 0)), ValueError, "x has an empty axis"),
+    (dict(weight=torch.randn(4, 4)), ValueError, r"weight must have shape \(dim, K\)"),
+    (dict(weight=torch.randn(3, 0)), ValueError, "K >= 1"),
+    (dict(weight=torch.randn(3, 2, 4)), ValueError, r"or \(dim, 1, K\)"),
+    (dict(weight=torch.ones(3, 4, dtype=torch.int32)), TypeError, "weight must be a floating-point"),
+    (dict(weight="w"), TypeError, "weight must be a torch.Tensor"),
+    (dict(bias=torch.randn(4)), ValueError, r"bias must have shape \(dim,\) = \(3,\)"),
+    (dict(bias=torch.ones(3, dtype=torch.int64)), TypeError, "bias must be a floating-point"),
+    (dict(initial_state=torch.randn(2, 3, 4)), ValueError,
+     r"initial_state must have shape \(batch, dim, K - 1\) = \(2, 3, 3\)"),
+    (dict(initial_state=torch.ones(2, 3, 3, dtype=torch.complex64)), TypeError,
+     "initial_state is complex"),
+    (dict(activation="relu"), ValueError, "unknown activation 'relu'; choose None or 'silu'"),
+    (dict(activation=True), TypeError, "activation must be None or a string"),
+    (dict(backend="cuda"), ValueError, "unknown backend 'cuda'"),
+])
+def test_errors(kwargs, exc, match):
+    x, w = _good()
+    args = dict(x=x, weight=w, bias=None, activation=None, initial_state=None, backend="torch")
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        causal_conv1d(args.pop("x"), args.pop("weight"), args.pop("bias"), args.pop("activation"),
+                      **args)
+
+
+def test_error_devices_and_dtypes():
+    x, w = _good()
+    with pytest.raises(TypeError, match="x has dtype torch.float8_e4m3fn; supported are"):
+        causal_conv1d(x.to(torch.float8_e4m3fn), w, backend="torch")
+    meta = torch.randn(3, device="meta")
+    with pytest.raises(ValueError, match="bias is on meta but x is on cpu; move all inputs"):
+        causal_conv1d(x, w, meta, backend="torch")
+    with pytest.raises(ValueError, match="weight is on meta but x is on cpu"):
+        causal_conv1d(x, w.to("meta"), backend="torch")
+    with pytest.raises(ValueError, match="initial_state is on meta"):
+        causal_conv1d(x, w, initial_state=torch.randn(2, 3, 3, device="meta"), backend="torch")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only: Triton on CPU needs the interpreter")
+def test_error_triton_without_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    x, w = _good()
+    with pytest.raises(ValueError, match="backend='triton' cannot run on cpu tensors here"):
+        causal_conv1d(x, w, backend="triton")
+
+
+def test_docstring_examples_run():
+    for mod in (cc, tc):
+        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, mod.__name__
