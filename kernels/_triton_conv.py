@@ -61,9 +61,9 @@ __all__ = ["MAX_K", "causal_conv1d_triton"]
 #: Widest kernel the Triton path compiles (the backward unrolls ``K·K`` tap loads).
 MAX_K = 16
 
-#: ``(BD, BT)`` tile override for tests (small tiles make tiny problems cross
-#: block edges) and tuning; ``None`` picks :func:`_blocks`.
-_BLOCKS_OVERRIDE: tuple[int, int] | None = None
+#: ``(BD, BT, num_warps)`` override for tests (small tiles make tiny problems
+#: cross block edges) and tuning; ``None`` picks :func:`_blocks`.
+_BLOCKS_OVERRIDE: tuple[int, int, int] | None = None
 
 
 # --------------------------------------------------------------------------- #
@@ -71,7 +71,7 @@ _BLOCKS_OVERRIDE: tuple[int, int] | None = None
 # --------------------------------------------------------------------------- #
 @triton.jit
 def _window(x_ptr, init_ptr, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
-            K: tl.constexpr, HAS_INIT: tl.constexpr, cdt: tl.constexpr):
+            K: tl.constexpr, HAS_INIT: tl.constexpr, cdt):
     """:math:`\\tilde x` at times ``s`` (BT,) for channels ``d64`` (BD,): a (BD, BT) tile.
 
     ``x`` for ``0 <= s < L``, ``initial_state[K - 1 + s]`` for
@@ -91,10 +91,12 @@ def _window(x_ptr, init_ptr, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
 
 @triton.jit
 def _preact(x_ptr, init_ptr, w_ptr, bias, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
-            K: tl.constexpr, HAS_INIT: tl.constexpr, cdt: tl.constexpr):
+            K: tl.constexpr, HAS_INIT: tl.constexpr, cdt):
     """Pre-activation :math:`p` at times ``s``: (BD, BT), with ``bias`` (BD,) added."""
-    acc = bias[:, None] + tl.zeros((1, s.shape[0]), dtype=cdt)  # (BD, BT)
-    for k in tl.static_range(K):
+    w0 = tl.load(w_ptr + d * K, mask=dm, other=0.0)  # (BD,)
+    acc = bias[:, None] + w0[:, None] * _window(x_ptr, init_ptr, d64, dm, s - (K - 1), L, sx_d,
+                                                sx_l, si_d, si_l, K, HAS_INIT, cdt)  # (BD, BT)
+    for k in tl.static_range(1, K):
         wk = tl.load(w_ptr + d * K + k, mask=dm, other=0.0)  # (BD,)
         acc += wk[:, None] * _window(x_ptr, init_ptr, d64, dm, s + (k - (K - 1)), L, sx_d, sx_l,
                                      si_d, si_l, K, HAS_INIT, cdt)
@@ -110,7 +112,7 @@ def _sigmoid(p):
 @triton.jit
 def _dpre(x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
           sg_d, sg_l, K: tl.constexpr, HAS_INIT: tl.constexpr, SILU: tl.constexpr,
-          cdt: tl.constexpr):
+          cdt):
     """Gradient of the pre-activation at times ``s``: (BD, BT), zero outside ``[0, L)``."""
     s64 = s.to(tl.int64)
     ok = dm[:, None] & ((s >= 0) & (s < L))[None, :]
@@ -125,12 +127,17 @@ def _dpre(x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm, s, L, sx_d, sx_l, si
 
 
 @triton.jit
-def _grad_input(x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
-                sg_d, sg_l, K: tl.constexpr, HAS_INIT: tl.constexpr, SILU: tl.constexpr,
-                cdt: tl.constexpr):
-    """:math:`\\bar x_s = \\sum_k w_k \\bar p_{s+K-1-k}` at times ``s``: (BD, BT)."""
-    acc = tl.zeros((d.shape[0], s.shape[0]), dtype=cdt)  # (BD, BT)
-    for k in tl.static_range(K):
+def _grad_input(g0, x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm, s, L, sx_d, sx_l, si_d,
+                si_l, sg_d, sg_l, K: tl.constexpr, HAS_INIT: tl.constexpr, SILU: tl.constexpr,
+                cdt):
+    """:math:`\\bar x_s = \\sum_k w_k \\bar p_{s+K-1-k}` at times ``s``: (BD, BT).
+
+    ``g0`` is :math:`\\bar p_s` (the ``k = K - 1`` term's factor), which the
+    caller has already computed.
+    """
+    wl = tl.load(w_ptr + d * K + (K - 1), mask=dm, other=0.0)  # (BD,)
+    acc = wl[:, None] * g0  # (BD, BT)
+    for k in tl.static_range(K - 1):
         wk = tl.load(w_ptr + d * K + k, mask=dm, other=0.0)  # (BD,)
         acc += wk[:, None] * _dpre(x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm,
                                    s + (K - 1 - k), L, sx_d, sx_l, si_d, si_l, sg_d, sg_l,
@@ -139,11 +146,11 @@ def _grad_input(x_ptr, init_ptr, w_ptr, bias, dy_ptr, d, d64, dm, s, L, sx_d, sx
 
 
 @triton.jit
-def _bias(b_ptr, d, dm, HAS_BIAS: tl.constexpr, cdt: tl.constexpr, BD: tl.constexpr):
+def _bias(b_ptr, d, dm, HAS_BIAS: tl.constexpr, cdt, BD: tl.constexpr):
     if HAS_BIAS:
         return tl.load(b_ptr + d, mask=dm, other=0.0).to(cdt)  # (BD,)
     else:
-        return tl.zeros((BD,), dtype=cdt)
+        return tl.zeros([BD], dtype=cdt)
 
 
 # --------------------------------------------------------------------------- #
@@ -158,7 +165,7 @@ def _fwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, y_ptr, dim, L,
     pid_t = tl.program_id(0)
     pid_d = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
-    cdt: tl.constexpr = w_ptr.dtype.element_ty
+    cdt = w_ptr.dtype.element_ty
     d = pid_d * BD + tl.arange(0, BD)  # (BD,)
     dm = d < dim
     d64 = d.to(tl.int64)
@@ -185,7 +192,7 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
     pid_t = tl.program_id(0)
     pid_d = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
-    cdt: tl.constexpr = w_ptr.dtype.element_ty
+    cdt = w_ptr.dtype.element_ty
     d = pid_d * BD + tl.arange(0, BD)  # (BD,)
     dm = d < dim
     d64 = d.to(tl.int64)
@@ -195,14 +202,14 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
     gb = dy_ptr + pid_b * sg_b
     bias = _bias(b_ptr, d, dm, HAS_BIAS, cdt, BD)
 
-    dx = _grad_input(xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, sg_d,
-                     sg_l, K, HAS_INIT, SILU, cdt)  # (BD, BT)
+    g0 = _dpre(xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l,
+               K, HAS_INIT, SILU, cdt)  # (BD, BT)
+    dx = _grad_input(g0, xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l,
+                     sg_d, sg_l, K, HAS_INIT, SILU, cdt)  # (BD, BT)
     tl.store(dx_ptr + pid_b * so_b + d64[:, None] * so_d + t.to(tl.int64)[None, :] * so_l,
              dx.to(dx_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
 
     # Per-tile channel sums of the weight and bias gradients (summed on the host).
-    g0 = _dpre(xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l,
-               K, HAS_INIT, SILU, cdt)  # (BD, BT)
     row = (pid_b * tl.num_programs(0) + pid_t) * dim
     for k in tl.static_range(K):
         xk = _window(xb, ib, d64, dm, t + (k - (K - 1)), L, sx_d, sx_l, si_d, si_l, K, HAS_INIT,
@@ -215,8 +222,10 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
         if pid_t == 0:
             # The K-1 samples before t = 0: times -(K-1) .. -1 (padded to KP).
             s = tl.arange(0, KP) - (K - 1)  # (KP,)
-            dh = _grad_input(xb, ib, w_ptr, bias, gb, d, d64, dm, s, L, sx_d, sx_l, si_d, si_l,
-                             sg_d, sg_l, K, HAS_INIT, SILU, cdt)  # (BD, KP)
+            # p̄ is zero before t = 0, so the k = K - 1 term vanishes.
+            dh = _grad_input(tl.zeros([BD, KP], dtype=cdt), xb, ib, w_ptr, bias, gb, d, d64, dm,
+                             s, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, K, HAS_INIT, SILU,
+                             cdt)  # (BD, KP)
             # dinit is contiguous (b, dim, K-1).
             offs = (pid_b * dim + d64[:, None]) * (K - 1) + (s + (K - 1))[None, :]
             tl.store(dinit_ptr + offs, dh, mask=dm[:, None] & (s < 0)[None, :])
@@ -229,16 +238,22 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def _blocks(x: torch.Tensor) -> tuple[int, int]:
-    """``(BD, BT)`` tile: long along the axis that is contiguous in memory."""
+def _blocks(x: torch.Tensor, backward: bool = False) -> tuple[int, int, int]:
+    """``(BD, BT, num_warps)``: a tile long along the axis contiguous in memory.
+
+    The backward pass gets 8 warps (8 elements a thread): its ``K`` recomputed
+    pre-activations kept 4-warp programs at 255 registers with spills
+    (ptxas for sm_90a, bfloat16), 8 warps at ~110 (contiguous) and ~190
+    (channel-last) without.
+    """
     if _BLOCKS_OVERRIDE is not None:
         return _BLOCKS_OVERRIDE
     dim, L = x.shape[1], x.shape[2]
     if x.stride(1) == 1 and x.stride(2) != 1:  # channel-last
-        BD, BT = 64, 64
+        BD, BT = 64, 32
     else:
-        BD, BT = 16, 256
-    return min(BD, _next_pow2(dim)), min(BT, max(16, _next_pow2(L)))
+        BD, BT = 16, 128
+    return min(BD, max(2, _next_pow2(dim))), min(BT, max(16, _next_pow2(L))), 8 if backward else 4
 
 
 def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int, int]:
@@ -249,7 +264,7 @@ def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int, int]:
 def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
     b, dim, L = x.shape
     K = weight.shape[1]
-    BD, BT = _blocks(x)
+    BD, BT, nw = _blocks(x)
     y = torch.empty((b, dim, L), device=x.device, dtype=x.dtype)
     has_init = init is not None and K > 1
     ini = init if has_init else weight
@@ -257,14 +272,14 @@ def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
     _fwd_kernel[_grid(x, BD, BT)](
         x, ini, weight, bias if bias is not None else weight, y, dim, L, *x.stride(), *si,
         K=K, HAS_INIT=has_init, HAS_BIAS=bias is not None, SILU=silu, BD=BD, BT=BT,
-        num_warps=4)
+        num_warps=nw)
     return y
 
 
 def _backward(dy, x, weight, bias, init, silu: bool):
     b, dim, L = x.shape
     K = weight.shape[1]
-    BD, BT = _blocks(x)
+    BD, BT, nw = _blocks(x, backward=True)
     grid = _grid(x, BD, BT)
     cdt = weight.dtype
     has_init = init is not None and K > 1
@@ -277,8 +292,8 @@ def _backward(dy, x, weight, bias, init, silu: bool):
         x, init if has_init else weight, weight, bias if bias is not None else weight, dy, dx,
         dinit, dw, db, dim, L, *x.stride(), *(init.stride() if has_init else (0, 0, 0)),
         *dy.stride(), *dx.stride(),
-        K=K, KP=_next_pow2(max(K - 1, 1)), HAS_INIT=has_init, HAS_BIAS=bias is not None,
-        SILU=silu, BD=BD, BT=BT, num_warps=4)
+        K=K, KP=max(2, _next_pow2(K - 1)), HAS_INIT=has_init, HAS_BIAS=bias is not None,
+        SILU=silu, BD=BD, BT=BT, num_warps=nw)
     dbias = db.sum(0) if bias is not None else None
     if init is None:
         dh = None

@@ -100,7 +100,7 @@ def _one_thread():
 @pytest.fixture
 def small_blocks():
     """Tiny Triton tiles (4 channels x 8 steps) so small problems cross block edges."""
-    tc._BLOCKS_OVERRIDE = (4, 8)
+    tc._BLOCKS_OVERRIDE = (4, 8, 1)
     yield
     tc._BLOCKS_OVERRIDE = None
 
