@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["_classifier", "_regressor", "_forecaster"]
+MODULES = ["_classifier", "_regressor", "_forecaster", "_augment"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -31,7 +31,9 @@ class MambaEstimatorMixin:
     Subclasses (also deriving from :class:`~sklearn.base.BaseEstimator`)
     provide ``_make_batch(data, samples)`` returning a dict of numpy arrays
     with at least ``x`` ``(B, L, C)`` and ``gaps`` ``(B, L)``, and
-    ``_batch_loss(model, batch)`` returning ``(sum of losses, count)``.
+    ``_batch_loss(model, batch)`` returning ``(sum of losses, count)``
+    (``model.training`` tells a training batch from an evaluation one); they
+    may override ``_training_batch`` to augment training batches.
     """
 
     _parameter_constraints: dict = {
@@ -192,7 +194,9 @@ class MambaEstimatorMixin:
                 loss_sum, count = 0.0, 0.0
                 for start in range(0, len(order), self.batch_size):
                     batch = self._to_torch(
-                        self._make_batch(data, train_samples[order[start:start + self.batch_size]]),
+                        self._training_batch(
+                            data, train_samples[order[start:start + self.batch_size]], rng
+                        ),
                         device,
                     )
                     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
@@ -247,6 +251,10 @@ class MambaEstimatorMixin:
         self.history_ = history
         self.n_epochs_ = epoch0 + n_run
         self.best_epoch_ = best_epoch
+
+    def _training_batch(self, data: Any, samples: np.ndarray, rng: np.random.Generator) -> dict:
+        """A training batch: :meth:`_make_batch`, plus any augmentation drawn from ``rng``."""
+        return self._make_batch(data, samples)
 
     @staticmethod
     def _to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 
+from ._augment import mixup_batch, scale_and_jitter
 from ._base import MambaEstimatorMixin
 from ._data import as_panel, wrap_series_output
 from ._supervised import SeriesToVectorMixin, split_validation
@@ -23,8 +26,11 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     Each series is standardized (one mean and scale per channel, learned in
     ``fit``), projected to ``d_model`` channels, encoded by a
     :mod:`sciamba.nn` backbone, pooled over its observed steps (mean and max
-    concatenated) and mapped to class logits; training minimizes the
-    cross-entropy with AdamW (linear warm-up, cosine decay).
+    concatenated, with the first and last steps) and mapped to class logits;
+    training minimizes the label-smoothed cross-entropy with AdamW (linear
+    warm-up, cosine decay) on randomly scaled, jittered and mixed-up batches
+    (regularization for the small labelled sets typical of time series
+    classification; see ``augment``, ``mixup``, ``label_smoothing``).
 
     Parameters
     ----------
@@ -82,6 +88,20 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     warm_start : bool, default=False
         Continue training the fitted network (same classes and layout) instead
         of starting afresh.
+    augment : bool, default=True
+        Perturb each training batch anew: every series is scaled by a random
+        factor ``1 + 0.1 N(0, 1)`` and gets Gaussian noise of standard
+        deviation 0.03 (of the standardized scale) at its observed steps
+        (magnitude scaling and jittering [2]_). Never at prediction time.
+    mixup : float, default=0.4
+        ``alpha`` of mixup [3]_: each training batch is replaced by convex
+        combinations ``lam * x + (1 - lam) * x[perm]`` of its series with a
+        random permutation of them, ``lam ~ Beta(alpha, alpha)``, and the loss
+        mixes the two labels with the same weights. 0 turns it off.
+    label_smoothing : float, default=0.1
+        Training targets put ``1 - label_smoothing`` on the true class and
+        spread the rest evenly over all classes [4]_ (the validation loss of
+        early stopping uses the plain cross-entropy).
 
     Attributes
     ----------
@@ -125,6 +145,13 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     ----------
     .. [1] A. Gu and T. Dao, "Mamba: Linear-Time Sequence Modeling with
            Selective State Spaces", arXiv:2312.00752, 2023.
+    .. [2] T. T. Um et al., "Data Augmentation of Wearable Sensor Data for
+           Parkinson's Disease Monitoring using Convolutional Neural
+           Networks", ICMI 2017, arXiv:1706.00527.
+    .. [3] H. Zhang, M. Cisse, Y. N. Dauphin and D. Lopez-Paz, "mixup: Beyond
+           Empirical Risk Minimization", ICLR 2018, arXiv:1710.09412.
+    .. [4] C. Szegedy et al., "Rethinking the Inception Architecture for
+           Computer Vision", CVPR 2016, arXiv:1512.00567 (label smoothing).
 
     Examples
     --------
@@ -145,6 +172,9 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     _parameter_constraints: dict = {
         **MambaEstimatorMixin._parameter_constraints,
         "bidirectional": ["boolean"],
+        "augment": ["boolean"],
+        "mixup": [Interval(Real, 0, None, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -168,6 +198,9 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         random_state: Any = None,
         verbose: int = 0,
         warm_start: bool = False,
+        augment: bool = True,
+        mixup: float = 0.4,
+        label_smoothing: float = 0.1,
     ) -> None:
         self.backbone = backbone
         self.d_model = d_model
@@ -187,6 +220,9 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.augment = augment
+        self.mixup = mixup
+        self.label_smoothing = label_smoothing
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -240,10 +276,26 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         self._train(config, data, train, val, seed, warm_ok=warm, early_stopping=early)
         return self
 
+    def _training_batch(self, data, samples, rng):
+        batch = self._make_batch(data, samples)
+        if self.augment:
+            batch["x"] = scale_and_jitter(batch["x"], batch["gaps"] > 0, rng)  # (B L C)
+        if self.mixup > 0 and len(samples) > 1:
+            batch["x"], perm, lam = mixup_batch(batch["x"], self.mixup, rng)  # (B L C)
+            batch["y_mix"] = batch["y"][perm]  # (B)
+            batch["lam"] = np.full(len(samples), lam, dtype=np.float32)  # (B)
+        return batch
+
     def _batch_loss(self, model, batch):
         logits = model(batch["x"], batch["gaps"]).float()  # (B K)
-        loss = F.cross_entropy(logits, batch["y"], reduction="sum")
-        return loss, batch["y"].shape[0]
+        # Smoothed targets train; the plain cross-entropy is what validation watches.
+        smooth = float(self.label_smoothing) if model.training else 0.0
+        loss = F.cross_entropy(logits, batch["y"], reduction="none", label_smoothing=smooth)  # (B)
+        if "lam" in batch:
+            lam = batch["lam"]  # (B)
+            other = F.cross_entropy(logits, batch["y_mix"], reduction="none", label_smoothing=smooth)
+            loss = lam * loss + (1.0 - lam) * other  # (B)
+        return loss.sum(), batch["y"].shape[0]
 
     def predict_proba(self, X: Any, *, times: Any = None) -> Any:
         """Class probabilities, columns in ``classes_`` order.
