@@ -161,10 +161,12 @@ def _fwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, y_ptr, dim, L,
                 sx_b, sx_d, sx_l, si_b, si_d, si_l,
                 K: tl.constexpr, HAS_INIT: tl.constexpr, HAS_BIAS: tl.constexpr,
                 SILU: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr):
-    # Time blocks on grid axis 0 (the only axis allowed more than 65535 programs).
-    pid_t = tl.program_id(0)
+    # (batch, time block) on grid axis 0, the only one allowed more than 65535 programs.
+    pid = tl.program_id(0)
+    n_t = tl.cdiv(L, BT)
+    pid_t = pid % n_t
+    pid_b = (pid // n_t).to(tl.int64)
     pid_d = tl.program_id(1)
-    pid_b = tl.program_id(2).to(tl.int64)
     cdt = w_ptr.dtype.element_ty
     d = pid_d * BD + tl.arange(0, BD)  # (BD,)
     dm = d < dim
@@ -189,9 +191,12 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
                 K: tl.constexpr, KP: tl.constexpr, HAS_INIT: tl.constexpr,
                 HAS_BIAS: tl.constexpr, SILU: tl.constexpr, BD: tl.constexpr,
                 BT: tl.constexpr):
-    pid_t = tl.program_id(0)
+    # (batch, time block) on grid axis 0, the only one allowed more than 65535 programs.
+    pid = tl.program_id(0)
+    n_t = tl.cdiv(L, BT)
+    pid_t = pid % n_t
+    pid_b = (pid // n_t).to(tl.int64)
     pid_d = tl.program_id(1)
-    pid_b = tl.program_id(2).to(tl.int64)
     cdt = w_ptr.dtype.element_ty
     d = pid_d * BD + tl.arange(0, BD)  # (BD,)
     dm = d < dim
@@ -210,7 +215,7 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
              dx.to(dx_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
 
     # Per-tile channel sums of the weight and bias gradients (summed on the host).
-    row = (pid_b * tl.num_programs(0) + pid_t) * dim
+    row = pid.to(tl.int64) * dim  # pid = pid_b * n_t + pid_t
     for k in tl.static_range(K):
         xk = _window(xb, ib, d64, dm, t + (k - (K - 1)), L, sx_d, sx_l, si_d, si_l, K, HAS_INIT,
                      cdt)  # (BD, BT)
@@ -256,9 +261,9 @@ def _blocks(x: torch.Tensor, backward: bool = False) -> tuple[int, int, int]:
     return min(BD, max(2, _next_pow2(dim))), min(BT, max(16, _next_pow2(L))), 8 if backward else 4
 
 
-def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int, int]:
+def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int]:
     b, dim, L = x.shape
-    return triton.cdiv(L, BT), triton.cdiv(dim, BD), b
+    return b * triton.cdiv(L, BT), triton.cdiv(dim, BD)
 
 
 def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
@@ -285,8 +290,8 @@ def _backward(dy, x, weight, bias, init, silu: bool):
     has_init = init is not None and K > 1
     # dx takes x's layout, so the gradient of a channel-last view is channel-last too.
     dx = torch.empty_like(x)
-    dw = torch.empty(b * grid[0], dim, K, device=x.device, dtype=cdt)
-    db = torch.empty(b * grid[0], dim, device=x.device, dtype=cdt) if bias is not None else dw
+    dw = torch.empty(grid[0], dim, K, device=x.device, dtype=cdt)  # (b * time blocks, dim, K)
+    db = torch.empty(grid[0], dim, device=x.device, dtype=cdt) if bias is not None else dw
     dinit = (torch.empty(b, dim, K - 1, device=x.device, dtype=cdt) if has_init else dw)
     _bwd_kernel[grid](
         x, init if has_init else weight, weight, bias if bias is not None else weight, dy, dx,

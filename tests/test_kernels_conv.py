@@ -57,7 +57,8 @@ def make(rng, b, d, L, K, *, bias=True, init=True, dtype=torch.float64, wdtype=N
 
 def run(ins, silu, backend, grads=True):
     """Output and input gradients of causal_conv1d and of the float64 reference."""
-    mine = {k: (v.detach().clone().requires_grad_(grads) if v is not None else None)
+    # detach() keeps the strides (a transposed or sliced x stays a view).
+    mine = {k: (v.detach().requires_grad_(grads) if v is not None else None)
             for k, v in ins.items()}
     ref = {k: (v.detach().double().requires_grad_(grads) if v is not None else None)
            for k, v in ins.items()}
@@ -230,6 +231,22 @@ def test_triton_channel_last_view(rng, small_blocks, dtype):
     assert gm["x"].stride() == ins["x"].stride()
     tol = 2e-6 if dtype == torch.float32 else 3e-2
     assert_close(y, yr, gm, gr, rtol=tol, atol=tol, gatol=tol * 4)
+
+
+@pytest.mark.triton
+def test_triton_strided_view(rng, small_blocks):
+    # Every other time step of a longer tensor (stride_l = 2) and a stride-0 dy
+    # (the gradient of y.sum()) are read in place too.
+    ins = make(rng, 2, 5, 22, 3, dtype=torch.float32)
+    ins["x"] = ins["x"][..., ::2]
+    assert ins["x"].stride() == (110, 22, 2)
+    y, yr, gm, gr = run(ins, True, "triton")
+    assert_close(y, yr, gm, gr, rtol=2e-6, atol=2e-6, gatol=8e-6)
+    x = ins["x"].detach().requires_grad_()
+    (gx,) = torch.autograd.grad(causal_conv1d(x, ins["weight"], backend="triton").sum(), [x])
+    xr = ins["x"].double().requires_grad_()
+    (gxr,) = torch.autograd.grad(reference(xr, ins["weight"]).sum(), [xr])
+    torch.testing.assert_close(gx.double(), gxr, rtol=2e-6, atol=2e-6)
 
 
 @pytest.mark.triton
