@@ -139,9 +139,11 @@ def causal_conv1d_torch(x, weight, bias=None, initial_state=None, silu=False) ->
         xc = torch.cat([initial_state.to(cdt), xc], dim=-1)  # (b, d, K-1+L)
     else:
         xc = F.pad(xc, (K - 1, 0))  # (b, d, K-1+L)
-    y = F.conv1d(xc, weight[:, None, :], bias, groups=weight.shape[0])  # (b, d, L)
-    if silu:
-        y = F.silu(y)
+    # Under autocast F.conv1d would run in bfloat16/float16; the sums stay in cdt, like Triton's.
+    with torch.autocast(x.device.type, enabled=False):
+        y = F.conv1d(xc, weight[:, None, :], bias, groups=weight.shape[0])  # (b, d, L)
+        if silu:
+            y = F.silu(y)
     return y.to(x.dtype).contiguous()
 
 

@@ -172,6 +172,19 @@ def test_torch_low_precision(rng, dtype):
 
 
 @pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=pytest.mark.triton)])
+def test_autocast_keeps_float32_sums(rng, backend):
+    # Under bfloat16 autocast the sums still run in float32: the output is x's
+    # dtype and equals the result outside autocast.
+    ins = make(rng, 2, 5, 16, 4, dtype=torch.float32)
+    x, w, bias = ins["x"], ins["weight"], ins["bias"]
+    plain = causal_conv1d(x, w, bias, "silu", backend=backend)
+    with torch.autocast(DEV, dtype=torch.bfloat16):
+        mixed = causal_conv1d(x, w, bias, "silu", backend=backend)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, plain, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=pytest.mark.triton)])
 def test_pieces_with_initial_state_equal_whole(rng, backend):
     b, d, L, K, cut = 2, 5, 23, 4, 9
     ins = make(rng, b, d, L, K, init=False, dtype=torch.float32)
