@@ -38,8 +38,9 @@ is saved) at the ``K`` shifts its halo needs (``K·K`` tap loads, again from
 cache), writes :math:`\bar x` for its tile and the per-tile channel sums of
 :math:`\bar w` and :math:`\bar\beta` into a float32 buffer of
 ``(batch · time blocks, dim, K)``, which the host sums (deterministic, no
-atomics). The tiles that start at ``t = 0`` also write the
-``initial_state`` gradient.
+atomics). Only the tiles that start at ``t = 0`` read ``initial_state``
+(time blocks are at least ``K - 1`` long), and they also write its
+gradient.
 
 Sums are carried in the weight's dtype: float32, or float64 for float64
 inputs (the caller casts the weight accordingly).
@@ -153,6 +154,27 @@ def _bias(b_ptr, d, dm, HAS_BIAS: tl.constexpr, cdt, BD: tl.constexpr):
         return tl.zeros([BD], dtype=cdt)
 
 
+@triton.jit
+def _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, d, d64, dm, t, row, pid_b, L,
+              sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K: tl.constexpr,
+              HAS_INIT: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr, cdt):
+    """One tile's x gradient, stored, and its weight and bias gradient partial sums."""
+    g0 = _dpre(xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l,
+               K, HAS_INIT, SILU, cdt)  # (BD, BT)
+    dx = _grad_input(g0, xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l,
+                     sg_d, sg_l, K, HAS_INIT, SILU, cdt)  # (BD, BT)
+    tl.store(dx_ptr + pid_b * so_b + d64[:, None] * so_d + t.to(tl.int64)[None, :] * so_l,
+             dx.to(dx_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
+
+    # Per-tile channel sums of the weight and bias gradients (summed on the host).
+    for k in tl.static_range(K):
+        xk = _window(xb, ib, d64, dm, t + (k - (K - 1)), L, sx_d, sx_l, si_d, si_l, K, HAS_INIT,
+                     cdt)  # (BD, BT)
+        tl.store(dw_ptr + (row + d64) * K + k, tl.sum(g0 * xk, axis=1), mask=dm)
+    if HAS_BIAS:
+        tl.store(db_ptr + row + d64, tl.sum(g0, axis=1), mask=dm)
+
+
 # --------------------------------------------------------------------------- #
 # Kernels
 # --------------------------------------------------------------------------- #
@@ -175,8 +197,18 @@ def _fwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, y_ptr, dim, L,
     xb = x_ptr + pid_b * sx_b
     ib = init_ptr + pid_b * si_b
     bias = _bias(b_ptr, d, dm, HAS_BIAS, cdt, BD)
-    p = _preact(xb, ib, w_ptr, bias, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, K, HAS_INIT,
-                cdt)  # (BD, BT)
+    # Only the first time block reaches back before t = 0 (BT >= K - 1): the
+    # others skip the initial_state loads.
+    if HAS_INIT:
+        if pid_t == 0:
+            p = _preact(xb, ib, w_ptr, bias, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, K, True,
+                        cdt)  # (BD, BT)
+        else:
+            p = _preact(xb, ib, w_ptr, bias, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, K, False,
+                        cdt)  # (BD, BT)
+    else:
+        p = _preact(xb, ib, w_ptr, bias, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, K, False,
+                    cdt)  # (BD, BT)
     if SILU:
         p = p * _sigmoid(p)
     # y is contiguous (b, dim, L).
@@ -207,21 +239,21 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
     gb = dy_ptr + pid_b * sg_b
     bias = _bias(b_ptr, d, dm, HAS_BIAS, cdt, BD)
 
-    g0 = _dpre(xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l,
-               K, HAS_INIT, SILU, cdt)  # (BD, BT)
-    dx = _grad_input(g0, xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l,
-                     sg_d, sg_l, K, HAS_INIT, SILU, cdt)  # (BD, BT)
-    tl.store(dx_ptr + pid_b * so_b + d64[:, None] * so_d + t.to(tl.int64)[None, :] * so_l,
-             dx.to(dx_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
-
-    # Per-tile channel sums of the weight and bias gradients (summed on the host).
     row = pid.to(tl.int64) * dim  # pid = pid_b * n_t + pid_t
-    for k in tl.static_range(K):
-        xk = _window(xb, ib, d64, dm, t + (k - (K - 1)), L, sx_d, sx_l, si_d, si_l, K, HAS_INIT,
-                     cdt)  # (BD, BT)
-        tl.store(dw_ptr + (row + d64) * K + k, tl.sum(g0 * xk, axis=1), mask=dm)
-    if HAS_BIAS:
-        tl.store(db_ptr + row + d64, tl.sum(g0, axis=1), mask=dm)
+    # As in the forward pass, only the first time block reads initial_state.
+    if HAS_INIT:
+        if pid_t == 0:
+            _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, d, d64, dm, t, row, pid_b,
+                      L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, True, HAS_BIAS,
+                      SILU, cdt)
+        else:
+            _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, d, d64, dm, t, row, pid_b,
+                      L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, False, HAS_BIAS,
+                      SILU, cdt)
+    else:
+        _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, d, d64, dm, t, row, pid_b, L,
+                  sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, False, HAS_BIAS, SILU,
+                  cdt)
 
     if HAS_INIT:
         if pid_t == 0:
@@ -246,10 +278,11 @@ def _next_pow2(n: int) -> int:
 def _blocks(x: torch.Tensor, backward: bool = False) -> tuple[int, int, int]:
     """``(BD, BT, num_warps)``: a tile long along the axis contiguous in memory.
 
-    The backward pass gets 8 warps (8 elements a thread): its ``K`` recomputed
-    pre-activations kept 4-warp programs at 255 registers with spills
-    (ptxas for sm_90a, bfloat16), 8 warps at ~110 (contiguous) and ~190
-    (channel-last) without.
+    The backward pass gets 8 warps (8 elements a thread): with 4, its ``K``
+    recomputed pre-activations needed 255 registers and spilled (ptxas for
+    sm_90a, bfloat16, K = 4, SiLU, initial_state); with 8 it needs 89
+    (contiguous) / 128 (channel-last) registers, 180 / 168 with
+    initial_state, and spills nothing, float32 included.
     """
     if _BLOCKS_OVERRIDE is not None:
         return _BLOCKS_OVERRIDE
@@ -261,6 +294,12 @@ def _blocks(x: torch.Tensor, backward: bool = False) -> tuple[int, int, int]:
     return min(BD, max(2, _next_pow2(dim))), min(BT, max(16, _next_pow2(L))), 8 if backward else 4
 
 
+def _tiles(x: torch.Tensor, K: int, backward: bool = False) -> tuple[int, int, int]:
+    BD, BT, nw = _blocks(x, backward)
+    # The kernels read initial_state in the first time block only.
+    return BD, max(BT, _next_pow2(K - 1)), nw
+
+
 def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int]:
     b, dim, L = x.shape
     return b * triton.cdiv(L, BT), triton.cdiv(dim, BD)
@@ -269,7 +308,7 @@ def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int]:
 def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
     b, dim, L = x.shape
     K = weight.shape[1]
-    BD, BT, nw = _blocks(x)
+    BD, BT, nw = _tiles(x, K)
     y = torch.empty((b, dim, L), device=x.device, dtype=x.dtype)
     has_init = init is not None and K > 1
     ini = init if has_init else weight
@@ -284,7 +323,7 @@ def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
 def _backward(dy, x, weight, bias, init, silu: bool):
     b, dim, L = x.shape
     K = weight.shape[1]
-    BD, BT, nw = _blocks(x, backward=True)
+    BD, BT, nw = _tiles(x, K, backward=True)
     grid = _grid(x, BD, BT)
     cdt = weight.dtype
     has_init = init is not None and K > 1

@@ -225,6 +225,20 @@ def test_triton_matches_definition(rng, small_blocks, case, dtype):
 
 
 @pytest.mark.triton
+def test_triton_time_block_shorter_than_halo(rng):
+    # Asked for 2-step tiles with K = 4: the tile grows to 4 steps so that only
+    # the first time block reaches back into initial_state.
+    tc._BLOCKS_OVERRIDE = (2, 2, 1)
+    try:
+        assert tc._tiles(torch.empty(1, 3, 9), 4)[1] == 4
+        ins = make(rng, 2, 3, 9, 4, dtype=torch.float32)
+        y, yr, gm, gr = run(ins, True, "triton")
+    finally:
+        tc._BLOCKS_OVERRIDE = None
+    assert_close(y, yr, gm, gr, rtol=2e-6, atol=2e-6, gatol=8e-6)
+
+
+@pytest.mark.triton
 def test_triton_default_blocks(rng):
     # The production tile choice (one tile covers this problem); K = 8 is wide.
     ins = make(rng, 2, 5, 21, 8, dtype=torch.float32)
