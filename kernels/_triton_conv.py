@@ -255,7 +255,7 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
                   sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, False, HAS_BIAS, SILU,
                   cdt)
 
-    if HAS_INIT:
+    if HAS_INIT:  # noqa: SIM102 (a compile-time flag, then a runtime test)
         if pid_t == 0:
             # The K-1 samples before t = 0: times -(K-1) .. -1 (padded to KP).
             s = tl.arange(0, KP) - (K - 1)  # (KP,)

@@ -17,10 +17,9 @@ import pytest
 import scipy.signal
 import torch
 import torch.nn.functional as F
-
-from sciamba.kernels import causal_conv1d
 from sciamba.kernels import _causal_conv as cc
 from sciamba.kernels import _triton_conv as tc
+from sciamba.kernels import causal_conv1d
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 NAMES = ("x", "weight", "bias", "initial_state")
@@ -333,29 +332,29 @@ def _good():
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(x=[1.0]), TypeError, "x must be a torch.Tensor, got list"),
-    (dict(x=torch.ones(2, 3, 5, dtype=torch.int64)), TypeError, "x must be a floating-point"),
-    (dict(x=torch.ones(2, 3, 5, dtype=torch.complex64)), TypeError, "x is complex"),
-    (dict(x=torch.randn(3, 5)), ValueError, r"x must have shape \(batch, dim, L\)"),
-    (dict(x=torch.randn(2, 3, 0)), ValueError, "x has an empty axis"),
-    (dict(weight=torch.randn(4, 4)), ValueError, r"weight must have shape \(dim, K\)"),
-    (dict(weight=torch.randn(3, 0)), ValueError, "K >= 1"),
-    (dict(weight=torch.randn(3, 2, 4)), ValueError, r"or \(dim, 1, K\)"),
-    (dict(weight=torch.ones(3, 4, dtype=torch.int32)), TypeError, "weight must be a floating-point"),
-    (dict(weight="w"), TypeError, "weight must be a torch.Tensor"),
-    (dict(bias=torch.randn(4)), ValueError, r"bias must have shape \(dim,\) = \(3,\)"),
-    (dict(bias=torch.ones(3, dtype=torch.int64)), TypeError, "bias must be a floating-point"),
-    (dict(initial_state=torch.randn(2, 3, 4)), ValueError,
+    ({"x": [1.0]}, TypeError, "x must be a torch.Tensor, got list"),
+    ({"x": torch.ones(2, 3, 5, dtype=torch.int64)}, TypeError, "x must be a floating-point"),
+    ({"x": torch.ones(2, 3, 5, dtype=torch.complex64)}, TypeError, "x is complex"),
+    ({"x": torch.randn(3, 5)}, ValueError, r"x must have shape \(batch, dim, L\)"),
+    ({"x": torch.randn(2, 3, 0)}, ValueError, "x has an empty axis"),
+    ({"weight": torch.randn(4, 4)}, ValueError, r"weight must have shape \(dim, K\)"),
+    ({"weight": torch.randn(3, 0)}, ValueError, "K >= 1"),
+    ({"weight": torch.randn(3, 2, 4)}, ValueError, r"or \(dim, 1, K\)"),
+    ({"weight": torch.ones(3, 4, dtype=torch.int32)}, TypeError, "weight must be a floating-point"),
+    ({"weight": "w"}, TypeError, "weight must be a torch.Tensor"),
+    ({"bias": torch.randn(4)}, ValueError, r"bias must have shape \(dim,\) = \(3,\)"),
+    ({"bias": torch.ones(3, dtype=torch.int64)}, TypeError, "bias must be a floating-point"),
+    ({"initial_state": torch.randn(2, 3, 4)}, ValueError,
      r"initial_state must have shape \(batch, dim, K - 1\) = \(2, 3, 3\)"),
-    (dict(initial_state=torch.ones(2, 3, 3, dtype=torch.complex64)), TypeError,
+    ({"initial_state": torch.ones(2, 3, 3, dtype=torch.complex64)}, TypeError,
      "initial_state is complex"),
-    (dict(activation="relu"), ValueError, "unknown activation 'relu'; choose None or 'silu'"),
-    (dict(activation=True), TypeError, "activation must be None or a string"),
-    (dict(backend="cuda"), ValueError, "unknown backend 'cuda'"),
+    ({"activation": "relu"}, ValueError, "unknown activation 'relu'; choose None or 'silu'"),
+    ({"activation": True}, TypeError, "activation must be None or a string"),
+    ({"backend": "cuda"}, ValueError, "unknown backend 'cuda'"),
 ])
 def test_errors(kwargs, exc, match):
     x, w = _good()
-    args = dict(x=x, weight=w, bias=None, activation=None, initial_state=None, backend="torch")
+    args = {"x": x, "weight": w, "bias": None, "activation": None, "initial_state": None, "backend": "torch"}
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         causal_conv1d(args.pop("x"), args.pop("weight"), args.pop("bias"), args.pop("activation"),
