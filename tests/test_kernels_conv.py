@@ -382,6 +382,16 @@ def test_error_triton_without_interpreter(monkeypatch):
         causal_conv1d(x, w, backend="triton")
 
 
+@pytest.mark.triton
+def test_error_triton_kernels_fail_to_import(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sciamba.kernels._triton_conv", None)
+    x, w = _good()
+    with pytest.raises(RuntimeError, match="backend='triton' failed to import its kernels"):
+        causal_conv1d(x.to(DEV), w.to(DEV), backend="triton")
+
+
 def test_docstring_examples_run():
     for mod in (cc, tc):
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
