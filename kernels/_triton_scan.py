@@ -363,7 +363,9 @@ def _chain_kernel(
         x = tl.zeros([BLOCK], dtype=cdt)
     first = R - 1 if REVERSE else 0
     tl.store(out_ptr + (pid_b.to(tl.int64) * R + first) * dim * N + k, x, mask=km)
-    for j in range(1, R):
+    # The loads do not depend on x: pipelining them keeps this serial loop from
+    # paying a global-memory latency per range (it chains hundreds at L = 1M).
+    for j in tl.range(1, R, num_stages=3):
         if REVERSE:
             i = R - 1 - j
             src = i + 1
@@ -601,6 +603,9 @@ class _Config:
     stages_bwd: int = 1
     fill: int = 16                    # warps per multiprocessor that time ranges aim for
     fill_bwd: int | None = None
+    min_range: int = 0                # fewest steps per time range (0: no floor)
+    enough: int = 0                   # forward: one range when the channel blocks alone give
+                                      # this many warps per multiprocessor (0: off)
 
 
 def _next_pow2(x: int) -> int:
@@ -623,7 +628,8 @@ def _default_config(N: int, interpret: bool) -> _Config:
         return _Config(BD=16, T_fwd=8, T_bwd=4, SEG=16, num_warps=1)
     t = max(2, min(32, 128 // NP))
     return _Config(BD=16, T_fwd=t, T_bwd=min(t, 16), SEG=128, num_warps=1, stages=3, fill=64,
-                   BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=64)
+                   BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=64, min_range=1024,
+                   enough=4)
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
@@ -645,17 +651,26 @@ def _sm_count(index: int) -> int:
 
 
 def _ranges(programs: int, nseg: int, device: torch.device, R: int | None, warps: int,
-            fill: int) -> tuple[int, int]:
+            fill: int, min_segs: int = 1, enough: int = 0) -> tuple[int, int]:
     """Number of parallel time ranges and segments per range.
 
-    Enough ranges that ``fill`` warps per multiprocessor have work; each
-    range beyond the first costs a second pass over u, delta and B.
+    Enough ranges that ``fill`` warps per multiprocessor have work, but none
+    shorter than ``min_segs`` segments, and a single range when the channel
+    blocks alone already give ``enough`` warps per multiprocessor: more than
+    one range costs a second pass over u, delta and B (about 60% of the main
+    pass) and two more launches, which only a badly underfilled device
+    repays (measured on an H100: 8x1536x8192 forward 1.11 ms with one range,
+    1.49 ms with eleven; 1x256x1M needs hundreds).
     """
     if R is None:
         if device.type == "cuda":
             sms = _sm_count(device.index if device.index is not None else
                             torch.cuda.current_device())
-            R = max(1, -(-fill * sms // max(programs * warps, 1)))
+            if enough and programs * warps >= enough * sms:
+                R = 1
+            else:
+                R = max(1, -(-fill * sms // max(programs * warps, 1)))
+                R = min(R, max(1, nseg // max(1, min_segs)))
         else:
             R = 1
     R = max(1, min(int(R), nseg))
@@ -704,7 +719,8 @@ def _problem(u, A, B, C, cfg: _Config, backward: bool = False) -> _Problem:
     nseg = -(-L // cfg.SEG)
     ndb = -(-dim // BD)
     fill = (cfg.fill_bwd or cfg.fill) if backward else cfg.fill
-    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, fill)
+    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, fill, -(-cfg.min_range // cfg.SEG),
+                     0 if backward else cfg.enough)
     return _Problem(b, dim, L, N, _next_pow2(N), var_b, var_c, B.shape[1] if var_b else 1,
                     C.shape[1] if var_c else 1, cfg, nseg, R, spr, ndb, BD, nw)
 
