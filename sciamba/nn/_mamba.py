@@ -29,6 +29,17 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
+def _channel_major(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``weight @ x`` per batch row: ``(M, K) @ (b, K, L) -> (b, M, L)``.
+
+    A batched GEMM with the weight broadcast over the batch (stride 0), so
+    neither ``x`` (contiguous or a transposed view) nor the result is ever
+    copied; ``torch.matmul`` would fold ``x.mT`` into a 2-D matrix, a copy of
+    ``x`` forward and of its gradient backward.
+    """
+    return torch.bmm(weight.expand(x.shape[0], -1, -1), x)  # (b M L)
+
+
 def selective_ssm(
     u: torch.Tensor,
     dt: torch.Tensor,
@@ -342,31 +353,35 @@ class MambaBlock(nn.Module):
         # (b E L), the layout of the convolution and the scan, with no transposed copies.
         xT = x.transpose(1, 2)  # (b d L), a view
         w_in, b_in = self.in_proj.weight, self.in_proj.bias
-        xi = torch.matmul(w_in[:E], xT)  # (b E L)
-        z = torch.matmul(w_in[E:], xT)  # (b E L)
+        xi = _channel_major(w_in[:E], xT)  # (b E L)
+        z = _channel_major(w_in[E:], xT)  # (b E L)
         if b_in is not None:
             xi, z = xi + b_in[:E, None], z + b_in[E:, None]
         if pad is not None:
             xi = xi.masked_fill(pad[:, None, :], 0.0)  # padded conv inputs = the conv's zero padding
+        w_conv = self.conv1d.weight[:, 0, :]  # (E k)
         if state is None:
-            # Zero history: let the convolution pad, rather than copying x into a longer buffer.
-            conv = F.conv1d(xi, self.conv1d.weight, self.conv1d.bias, padding=k - 1, groups=E)[..., :L]
+            # Zero history: the kernel pads, rather than copying x into a longer buffer.
+            h0 = None
             conv_state = F.pad(xi[:, :, max(0, L - (k - 1)) :], (max(0, k - 1 - L), 0))  # (b E k-1)
         else:
-            xc = torch.cat([state.conv.to(xi.dtype), xi], dim=-1)  # (b E L+k-1)
-            conv = F.conv1d(xc, self.conv1d.weight, self.conv1d.bias, groups=E)  # (b E L)
-            conv_state = xc[:, :, xc.shape[-1] - (k - 1) :]  # (b E k-1)
-        u = F.silu(conv)  # (b E L)
-        x_dbl = self.x_proj(u.transpose(1, 2))  # (b L R+2N)
-        dt, Bm, Cm = torch.split(x_dbl, [R, N, N], dim=-1)  # (b L R), (b L N), (b L N)
-        dt = torch.matmul(self.dt_proj.weight, dt.transpose(1, 2))  # (b E L)
+            h0 = state.conv.to(xi.dtype) if k > 1 else None  # (b E k-1)
+            conv_state = torch.cat([state.conv.to(xi.dtype), xi], dim=-1)[:, :, L:]  # (b E k-1)
+        # Causal depthwise conv + SiLU in one pass (a Triton kernel on CUDA).
+        u = kernels.causal_conv1d(xi, w_conv, self.conv1d.bias, "silu", initial_state=h0,
+                                  backend=self.backend)  # (b E L)
+        # Also channel-major: (R+2N, E) @ (b E L). nn.Linear on u.transpose(1, 2) would fold
+        # the transposed view into 2-D, i.e. copy u forward and its gradient backward.
+        x_dbl = _channel_major(self.x_proj.weight, u)  # (b R+2N L)
+        dt, Bm, Cm = torch.split(x_dbl, [R, N, N], dim=1)  # (b R L), (b N L), (b N L)
+        dt = _channel_major(self.dt_proj.weight, dt)  # (b E L)
         A = -torch.exp(_f32(self.A_log))  # (E N)
         y, ssm_state = selective_ssm(
             u,
             dt,
             A,
-            Bm.transpose(1, 2),  # (b N L)
-            Cm.transpose(1, 2),  # (b N L)
+            Bm,  # (b N L)
+            Cm,  # (b N L)
             _f32(self.D),
             z,  # (b E L)
             _f32(self.dt_proj.bias),
@@ -374,7 +389,10 @@ class MambaBlock(nn.Module):
             initial_state=None if state is None else state.ssm,
             backend=self.backend,
         )  # (b E L), (b E N)
-        out = self.out_proj(y.transpose(1, 2))  # (b L d)
+        out = _channel_major(self.out_proj.weight, y)  # (b d L), again no transposed copy of y
+        if self.out_proj.bias is not None:
+            out = out + self.out_proj.bias[:, None]
+        out = out.transpose(1, 2)  # (b L d), a view
         if pad is not None:
             out = out.masked_fill(pad[..., None], 0.0)
         return out, MambaBlockState(conv=conv_state, ssm=ssm_state)
