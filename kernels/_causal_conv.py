@@ -170,8 +170,9 @@ def causal_conv1d(
     inputs before :math:`t = 0`; zeros when omitted) prepended along time and
     :math:`\sigma` is SiLU, :math:`\sigma(p) = p / (1 + e^{-p})`, or the
     identity. Equivalently, ``F.conv1d(cat([initial_state, x], -1),
-    weight[:, None, :], bias, groups=dim)`` (then SiLU), or, per channel, the
-    FIR filter ``scipy.signal.lfilter(weight[d, ::-1], 1, x[b, d])``.
+    weight[:, None, :], bias, groups=dim)`` (then SiLU); per channel, without
+    ``initial_state``, the pre-activation is the FIR filter
+    ``scipy.signal.lfilter(weight[d, ::-1], 1, x[b, d]) + bias[d]``.
 
     Parameters
     ----------
