@@ -604,6 +604,8 @@ class _Config:
     fill: int = 16                    # warps per multiprocessor that time ranges aim for
     fill_bwd: int | None = None
     min_range: int = 0                # fewest steps per time range (0: no floor)
+    T_state: int | None = None        # chunk of the forward's state-only pass (default T_fwd)
+    T_ranged: int | None = None       # chunk of the forward's main pass when R > 1 (default T_fwd)
     enough: int = 0                   # forward: one range when the channel blocks alone give
                                       # this many warps per multiprocessor (0: off)
 
@@ -629,7 +631,7 @@ def _default_config(N: int, interpret: bool) -> _Config:
     t = max(2, min(32, 128 // NP))
     return _Config(BD=16, T_fwd=t, T_bwd=min(t, 16), SEG=128, num_warps=1, stages=3, fill=64,
                    BD_bwd=8, num_warps_bwd=1, stages_bwd=1, fill_bwd=64, min_range=1024,
-                   enough=4)
+                   enough=4, T_state=max(t, min(2 * t, 16)))
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
@@ -748,14 +750,16 @@ def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, p
         hend = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
         sdt = torch.empty(b, pr.R, dim, device=dev, dtype=cdt)
         _fwd_kernel[grid](*ptrs, dummy, dummy, hend, dummy, sdt, dim, L, *pr.group_args(),
-                          pr.nseg, pr.spr, pr.R, T=cfg.T_fwd, HAS_HIN=False, STATE_ONLY=True,
+                          pr.nseg, pr.spr, pr.R, T=cfg.T_state or cfg.T_fwd, HAS_HIN=False,
+                          STATE_ONLY=True,
                           SAVE_CKPT=False, WRITE_LAST=False, **common)
         hin = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
         _chain(A2, hend, sdt, initial_state, hin, pr, reverse=False)
     else:
         hin = initial_state
     _fwd_kernel[grid](*ptrs, hin if hin is not None else dummy, y, last, ckpt, dummy, dim, L,
-                      *pr.group_args(), pr.nseg, pr.spr, pr.R, T=cfg.T_fwd,
+                      *pr.group_args(), pr.nseg, pr.spr, pr.R,
+                      T=(cfg.T_ranged or cfg.T_fwd) if pr.R > 1 else cfg.T_fwd,
                       HAS_HIN=hin is not None, STATE_ONLY=False, SAVE_CKPT=save, WRITE_LAST=True,
                       **common)
     return y, last, (ckpt if save else None)

@@ -82,10 +82,11 @@ def assert_close(out, rtol, atol):
 def tiles(monkeypatch):
     """Force tile sizes (and the number of parallel time ranges)."""
 
-    def set_(BD=4, T_fwd=4, T_bwd=2, SEG=8, R=None, num_warps=1, BD_bwd=None):
+    def set_(BD=4, T_fwd=4, T_bwd=2, SEG=8, R=None, num_warps=1, BD_bwd=None, T_state=None,
+             T_ranged=None):
         monkeypatch.setattr(ts, "_CONFIG_OVERRIDE", ts._Config(
             BD=BD, T_fwd=T_fwd, T_bwd=T_bwd, SEG=SEG, num_warps=num_warps, R=R,
-            BD_bwd=BD_bwd))
+            BD_bwd=BD_bwd, T_state=T_state, T_ranged=T_ranged))
 
     return set_
 
@@ -95,6 +96,9 @@ CASES = [
     # every optional input, grouped B/C whose groups straddle channel blocks,
     # three parallel time ranges of several segments and chunks
     (2, 6, 45, 3, 3, True, True, True, True, True, True, True, dict(BD=4, R=3)),
+    # the same with other chunk lengths in the ranges' state pass and main pass
+    (1, 6, 45, 3, 1, True, True, True, True, True, True, True, dict(BD=4, R=3, T_state=8,
+                                                                      T_ranged=2)),
     # nothing optional; L = 1
     (1, 3, 1, 4, 1, True, True, False, False, False, False, False, dict(BD=4)),
     (2, 5, 2, 4, 1, True, True, True, False, True, False, True, dict(BD=4)),
@@ -122,7 +126,7 @@ def test_float64_forward_and_gradients(case, rng, tiles):
 
 def test_long_sequence_float64(rng, tiles):
     """L = 257: many segments, ranges and a partial last chunk, default tiles."""
-    tiles(BD=8, T_fwd=8, T_bwd=4, SEG=32, R=3)
+    tiles(BD=8, T_fwd=8, T_bwd=4, SEG=32, R=3, T_state=16)
     ins = make_case(rng, 1, 3, 257, 4)
     assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
 
