@@ -149,15 +149,9 @@ def _sigmoid(x, FAST: tl.constexpr):
 @triton.jit
 def _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, cdt,
                 FAST: tl.constexpr):
-    """Δ tile ``(T, BD)``; 0 where masked (a step with Δ = 0 is the identity)."""
-    x = tl.load(delta_ptr + off2, mask=m2, other=0.0).to(cdt)
-    if HAS_BIAS:
-        x = x + bias[None, :]
-    if SOFTPLUS:
-        dt = _softplus(x, FAST)
-    else:
-        dt = x
-    return tl.where(m2, dt, 0.0), x
+    """Δ tile ``(T, BD)`` loaded from ``delta``; see :func:`_dt_from_raw`."""
+    return _dt_from_raw(tl.load(delta_ptr + off2, mask=m2, other=0.0), bias, m2, HAS_BIAS,
+                        SOFTPLUS, cdt, FAST)
 
 
 @triton.jit
