@@ -139,6 +139,28 @@ def test_classifier_auto_early_stopping_needs_a_large_validation_set(rng):
         MambaClassifier(**{**TINY, "early_stopping": "sometimes"}).fit(X, y)
 
 
+def test_classifier_auto_max_epochs_guarantees_enough_steps(rng, monkeypatch):
+    import sciamba.estimators._base as base
+
+    clf = MambaClassifier()
+    assert clf.max_epochs == "auto"
+    assert (base.AUTO_MIN_EPOCHS, base.AUTO_MIN_STEPS) == (100, 1000)
+    # ceil(1000 / steps per epoch), never below 100 epochs.
+    for steps, epochs in [(1, 1000), (2, 500), (7, 143), (10, 100), (11, 100), (500, 100)]:
+        assert clf._resolve_max_epochs(steps) == epochs
+    assert MambaClassifier(max_epochs=7)._resolve_max_epochs(1) == 7
+    # fit uses it: 10 series in batches of 4 make 3 steps per epoch.
+    monkeypatch.setattr(base, "AUTO_MIN_EPOCHS", 2)
+    monkeypatch.setattr(base, "AUTO_MIN_STEPS", 10)
+    X, y = _two_class(rng, n=10)
+    params = {**TINY, "batch_size": 4}
+    del params["max_epochs"]
+    fitted = MambaClassifier(**params).fit(X, y)
+    assert fitted.n_epochs_ == 4 and len(fitted.history_["train_loss"]) == 4
+    with pytest.raises(ValueError, match="max_epochs"):
+        MambaClassifier(**{**params, "max_epochs": "many"}).fit(X, y)
+
+
 def test_regressor_auto_early_stopping_needs_a_large_validation_set(rng):
     from sciamba.estimators._base import AUTO_EARLY_STOPPING_MIN_VAL as m
 

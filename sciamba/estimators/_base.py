@@ -23,6 +23,10 @@ BACKBONES = ("mamba", "s4d", "transformer", "lstm")
 
 #: Fewest validation series with which ``early_stopping="auto"`` stops early.
 AUTO_EARLY_STOPPING_MIN_VAL = 50
+#: ``max_epochs="auto"``: at least this many epochs ...
+AUTO_MIN_EPOCHS = 100
+#: ... and enough of them for this many optimizer steps.
+AUTO_MIN_STEPS = 1000
 
 
 class MambaEstimatorMixin:
@@ -167,8 +171,8 @@ class MambaEstimatorMixin:
             opt = torch.optim.AdamW(
                 model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
             )
-            total = self.max_epochs
             steps_per_epoch = max(1, math.ceil(len(train_samples) / self.batch_size))
+            total = self._resolve_max_epochs(steps_per_epoch)
             # Linear warm-up over the first epochs, then cosine decay to 10 %;
             # with early stopping, also halved on each plateau of a third of
             # the patience (fine-tuning before giving up).
@@ -332,6 +336,29 @@ class MambaEstimatorMixin:
         model.load_state_dict(weights)
         self.model_ = model.to(device).eval()
         self.device_ = device
+
+    def _resolve_max_epochs(self, steps_per_epoch: int) -> int:
+        """``max_epochs``, with ``"auto"`` resolved for ``steps_per_epoch`` steps per epoch.
+
+        ``"auto"`` is :data:`AUTO_MIN_EPOCHS` epochs, or more when that many
+        epochs would make fewer than :data:`AUTO_MIN_STEPS` optimizer steps:
+        a small data set has few batches per epoch, and a fixed epoch count
+        would leave it undertrained (ECGFiveDays, 23 series, 2 batches per
+        epoch: 100 epochs gave 0.72-0.90 test accuracy over seeds 0-4,
+        400 epochs 0.86-0.98 over seeds 0-2). Published convolutional
+        baselines on the UCR archive train 1500-2000 epochs for the same
+        reason [1]_.
+
+        References
+        ----------
+        .. [1] H. Ismail Fawaz, G. Forestier, J. Weber, L. Idoumghar and
+               P.-A. Muller, "Deep learning for time series classification: a
+               review", Data Min. Knowl. Disc. 33, 917-963 (2019),
+               arXiv:1809.04356.
+        """
+        if isinstance(self.max_epochs, str):  # "auto"
+            return max(AUTO_MIN_EPOCHS, math.ceil(AUTO_MIN_STEPS / max(steps_per_epoch, 1)))
+        return int(self.max_epochs)
 
     def _early_stopping_enabled(self, n_series: int) -> bool:
         """``early_stopping`` for ``n_series`` training series, ``"auto"`` resolved.

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._augment import mixup_batch, scale_and_jitter
@@ -50,8 +50,11 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         Expansion factor of the Mamba block.
     bidirectional : bool, default=True
         Read each series in both directions (classification needs no causality).
-    max_epochs : int, default=100
-        Maximum passes over the training series.
+    max_epochs : int or "auto", default="auto"
+        Maximum passes over the training series. ``"auto"``: 100, or more
+        when 100 epochs would make fewer than 1000 optimizer steps
+        (``ceil(1000 / ceil(n_train / batch_size))`` epochs): a few dozen
+        series make only a couple of batches per epoch.
     batch_size : int, default=16
         Series per gradient step.
     learning_rate : float, default=3e-3
@@ -172,6 +175,7 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     _parameter_constraints: dict = {
         **MambaEstimatorMixin._parameter_constraints,
         "bidirectional": ["boolean"],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "augment": ["boolean"],
         "mixup": [Interval(Real, 0, None, closed="left")],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
@@ -186,7 +190,7 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         d_state: int = 8,
         expand: int = 2,
         bidirectional: bool = True,
-        max_epochs: int = 100,
+        max_epochs: int | str = "auto",
         batch_size: int = 16,
         learning_rate: float = 3e-3,
         weight_decay: float = 0.0,
