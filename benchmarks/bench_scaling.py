@@ -60,8 +60,8 @@ def _cuda_time(fn, warmup: int, reps: int) -> float:
     return statistics.median(times)
 
 
-def _train_step_factory(model, batch: int, L: int, d_model: int):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+def _train_step_factory(model, batch: int, L: int, d_model: int, capturable: bool = False):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, capturable=capturable)
     x = torch.randn(batch, L, d_model, device="cuda")
     target = torch.randn(batch, L, d_model, device="cuda")
 
@@ -74,6 +74,27 @@ def _train_step_factory(model, batch: int, L: int, d_model: int):
         opt.step()
 
     return step
+
+
+def _graph_ms(model, batch: int, L: int, d_model: int, reps: int) -> float:
+    """GPU time of one training step: the whole step captured once as a CUDA graph and replayed.
+
+    Replaying removes Python, autograd and launch overhead, so this is the time
+    the GPU itself needs (eager steps of small models are bound by the host).
+    """
+    step = _train_step_factory(model, batch, L, d_model, capturable=True)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # warm-up (and Triton compilation) off the capture
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    ms = _cuda_time(graph.replay, warmup=1, reps=reps)
+    del graph
+    return ms
 
 
 def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -> list[dict]:
@@ -92,8 +113,16 @@ def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -
                 base = torch.cuda.memory_allocated()
                 ms = _cuda_time(step, warmup=1, reps=reps)
                 peak = torch.cuda.max_memory_allocated()
+                for p in model.parameters():
+                    p.grad = None
+                try:
+                    gms = _graph_ms(model, batch, L, d_model, reps)
+                except (torch.OutOfMemoryError, RuntimeError) as exc:  # report, do not hide
+                    print(f"  graph capture failed for {name} at L={L}: {type(exc).__name__}: {str(exc)[:120]}")
+                    gms = None
                 rows.append(
-                    dict(model=name, L=L, status="ok", ms=ms, peak_gb=peak / 2**30, act_gb=(peak - base) / 2**30)
+                    dict(model=name, L=L, status="ok", ms=ms, peak_gb=peak / 2**30, act_gb=(peak - base) / 2**30,
+                         graph_ms=gms)
                 )
             except torch.OutOfMemoryError:
                 rows.append(dict(model=name, L=L, status="OOM", ms=None, peak_gb=None))
@@ -102,7 +131,8 @@ def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -
                     p.grad = None
                 torch.cuda.empty_cache()
             r = rows[-1]
-            detail = "" if r["ms"] is None else "%.1f ms  %.2f GB" % (r["ms"], r["peak_gb"])
+            detail = "" if r["ms"] is None else "%.1f ms  %.2f GB  graph %s ms" % (
+                r["ms"], r["peak_gb"], "-" if r.get("graph_ms") is None else "%.1f" % r["graph_ms"])
             print(f"  train {name:12s} L={L:>6}  {r['status']}  {detail}", flush=True)
     return rows
 
@@ -202,16 +232,28 @@ def _markdown(meta: dict, train: list[dict], million: dict, stream: dict) -> str
         f"batch {meta['batch']}. Mamba(d_model=256, 4 layers) {meta['mamba_params']:,} parameters vs "
         f"TransformerEncoder(256, 4 layers, 4 heads, d_ff={meta['d_ff']}, SDPA) "
         f"{meta['transformer_params']:,} parameters.\n",
-        "Training step (forward + backward + AdamW), median of timed steps after warm-up:\n",
-        "| L | Mamba ms | Mamba peak GB | Transformer ms | Transformer peak GB | Transformer / Mamba time |",
-        "|---|---|---|---|---|---|",
+        "Training step (forward + backward + AdamW), median of timed steps after warm-up; *eager* is the "
+        "step as users run it, *GPU* the same step captured once as a CUDA graph and replayed (no Python, "
+        "autograd or launch overhead: the time the GPU itself needs):\n",
+        "| L | Mamba eager ms | Mamba GPU ms | Mamba peak GB | Transformer eager ms | Transformer GPU ms "
+        "| Transformer peak GB | Transformer / Mamba eager (GPU) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["model"], r["L"]): r for r in train}
     for L in sorted({r["L"] for r in train}):
         m, t = by[("mamba", L)], by[("transformer", L)]
-        fmt = lambda r, k: "OOM" if r["status"] == "OOM" else f"{r[k]:.{1 if k == 'ms' else 2}f}"  # noqa: E731
-        ratio = "-" if "OOM" in (m["status"], t["status"]) else f"{t['ms'] / m['ms']:.2f}"
-        lines.append(f"| {L:,} | {fmt(m, 'ms')} | {fmt(m, 'peak_gb')} | {fmt(t, 'ms')} | {fmt(t, 'peak_gb')} | {ratio} |")
+        def fmt(r, k):
+            if r["status"] == "OOM":
+                return "OOM"
+            return "-" if r.get(k) is None else f"{r[k]:.{2 if k == 'peak_gb' else 1}f}"
+
+        ratio = "-"
+        if "OOM" not in (m["status"], t["status"]):
+            ratio = f"{t['ms'] / m['ms']:.2f}"
+            if m.get("graph_ms") and t.get("graph_ms"):
+                ratio += f" ({t['graph_ms'] / m['graph_ms']:.2f})"
+        lines.append(f"| {L:,} | {fmt(m, 'ms')} | {fmt(m, 'graph_ms')} | {fmt(m, 'peak_gb')} | {fmt(t, 'ms')} "
+                     f"| {fmt(t, 'graph_ms')} | {fmt(t, 'peak_gb')} | {ratio} |")
     ok = [r for r in train if r["model"] == "mamba" and r["status"] == "ok"]
     if len(ok) >= 2:
         Ls = [math.log(r["L"]) for r in ok]
