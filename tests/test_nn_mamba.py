@@ -102,10 +102,13 @@ def test_gaps_equal_reference_scan_with_scaled_delta(rng):
     assert _rel(block(x, torch.ones(2, 41)), block(x)) < 1e-6
 
 
-def test_gradients_match_reference(rng):
-    """Backward through the kernel backend equals autograd through the float64 reference."""
+@pytest.mark.parametrize(
+    "backend", sorted({"triton" if b.startswith("triton") else b for b in available_backends("cpu").available})
+)
+def test_gradients_match_reference(rng, backend):
+    """Backward through each kernel backend (scan and causal conv) equals autograd through the float64 reference."""
     _seed(rng)
-    block = MambaBlock(8, d_state=3, d_conv=3)
+    block = MambaBlock(8, d_state=3, d_conv=3, backend=backend)
     with torch.no_grad():
         block.conv1d.bias.normal_()
     x = torch.randn(2, 19, 8, requires_grad=True)
