@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 from dataclasses import dataclass
 
@@ -67,8 +66,6 @@ import triton
 import triton.language as tl
 
 __all__ = ["selective_scan_triton"]
-
-_LOG2E = 1.4426950408889634
 
 
 # --------------------------------------------------------------------------- #
@@ -95,6 +92,12 @@ def _scan_from(a, b, h, T: tl.constexpr):
     _, hs = tl.associative_scan((a, tl.where(first, b + a * h[None, :, :], b)), 0,
                                 _first_order)
     return hs
+
+
+@triton.jit
+def _log2e_times(A, cdt):
+    """``A·log2(e)``, so that ``exp(Δ A) = exp2(Δ A log2 e)`` (exact in float64 too)."""
+    return A * tl.full(A.shape, 1.4426950408889634, cdt)
 
 
 @triton.jit
@@ -245,7 +248,7 @@ def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, t, dm, n
 # --------------------------------------------------------------------------- #
 @triton.jit
 def _fwd_kernel(
-    u_ptr, delta_ptr, A2_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     hin_ptr,   # (b, R, dim, N) range-start states (R = 1: the initial state)
     y_ptr,     # (b, dim, L)
     hout_ptr,  # STATE_ONLY: (b, R, dim, N) range-end states from zero; else (b, dim, N) last state
@@ -262,7 +265,7 @@ def _fwd_kernel(
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
     pid_r = tl.program_id(2)
-    cdt = A2_ptr.dtype.element_ty
+    cdt = A_ptr.dtype.element_ty
 
     d0 = pid_d * BD
     d = d0 + tl.arange(0, BD)                       # (BD,)
@@ -273,7 +276,7 @@ def _fwd_kernel(
     nd_off = d[None, :] * N + n[:, None]            # (NP, BD)
     ndm = nm[:, None] & dm[None, :]
 
-    A2 = tl.load(A2_ptr + nd_off, mask=ndm, other=0.0)          # (NP, BD), A·log2(e)
+    A2 = _log2e_times(tl.load(A_ptr + nd_off, mask=ndm, other=0.0), cdt)   # (NP, BD)
     bias, Dv, Bc, Cc = _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, A2,
                                     HAS_BIAS, HAS_D, VAR_B, VAR_C, cdt)
 
@@ -334,11 +337,11 @@ def _fwd_kernel(
 
 @triton.jit
 def _chain_kernel(
-    A2_ptr, e_ptr, s_ptr, init_ptr, out_ptr,
+    A_ptr, e_ptr, s_ptr, init_ptr, out_ptr,
     dim, R,
     N: tl.constexpr, BLOCK: tl.constexpr, HAS_INIT: tl.constexpr, REVERSE: tl.constexpr,
 ):
-    """Chain per-range affine maps ``x -> exp2(A2 s_j) x + e_j`` over the R ranges.
+    """Chain per-range affine maps ``x -> exp(A s_j) x + e_j`` over the R ranges.
 
     Forward: ``out[0] = init``, ``out[i] = map_{i-1}(out[i-1])``.
     Reverse: ``out[R-1] = init``, ``out[i] = map_{i+1}(out[i+1])``.
@@ -349,8 +352,8 @@ def _chain_kernel(
     k = pid * BLOCK + tl.arange(0, BLOCK)           # flat (d, n) index
     km = k < dim * N
     dd = k // N
-    cdt = A2_ptr.dtype.element_ty
-    A2 = tl.load(A2_ptr + k, mask=km, other=0.0)
+    cdt = A_ptr.dtype.element_ty
+    A2 = _log2e_times(tl.load(A_ptr + k, mask=km, other=0.0), cdt)   # (BLOCK,)
     if HAS_INIT:
         x = tl.load(init_ptr + pid_b.to(tl.int64) * dim * N + k, mask=km, other=0.0).to(cdt)
     else:
@@ -377,7 +380,7 @@ def _chain_kernel(
 # --------------------------------------------------------------------------- #
 @triton.jit
 def _bwd_kernel(
-    u_ptr, delta_ptr, A_ptr, A2_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     dout_ptr,
     ckpt_ptr,     # (b, nseg, dim, N) forward checkpoints
     qin_ptr,      # (b, R, dim, N) adjoint entering each range from its end (R = 1: dlast)
@@ -397,7 +400,7 @@ def _bwd_kernel(
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
     pid_r = tl.program_id(2)
-    cdt = A2_ptr.dtype.element_ty
+    cdt = A_ptr.dtype.element_ty
     K: tl.constexpr = SEG // T
 
     d0 = pid_d * BD
@@ -410,8 +413,8 @@ def _bwd_kernel(
     ndm = nm[:, None] & dm[None, :]
     pnd = n[:, None] * BD + tl.arange(0, BD)[None, :]  # scratch offsets (NP, BD)
 
-    A2 = tl.load(A2_ptr + nd_off, mask=ndm, other=0.0)
-    A = tl.load(A_ptr + nd_off, mask=ndm, other=0.0)
+    A = tl.load(A_ptr + nd_off, mask=ndm, other=0.0)                # (NP, BD)
+    A2 = _log2e_times(A, cdt)
     bias, Dv, Bc, Cc = _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, A2,
                                     HAS_BIAS, HAS_D, VAR_B, VAR_C, cdt)
 
@@ -721,7 +724,7 @@ def _problem(u, A, B, C, cfg: _Config, backward: bool = False) -> _Problem:
                     C.shape[1] if var_c else 1, cfg, nseg, R, spr, ndb, BD, nw)
 
 
-def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, pr: _Problem,
+def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _Problem,
              save: bool):
     cfg = pr.cfg
     cdt = A.dtype
@@ -737,8 +740,8 @@ def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, p
                   VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=pr.num_warps,
                   STAGES=cfg.stages,
                   FAST=_fast_math(u, cdt))
-    dummy = A2
-    ptrs = (u, delta, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
+    dummy = A
+    ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy)
     if pr.R > 1:
         hend = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
@@ -748,7 +751,7 @@ def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, p
                           STATE_ONLY=True,
                           SAVE_CKPT=False, WRITE_LAST=False, **common)
         hin = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
-        _chain(A2, hend, sdt, initial_state, hin, pr, reverse=False)
+        _chain(A, hend, sdt, initial_state, hin, pr, reverse=False)
     else:
         hin = initial_state
     _fwd_kernel[grid](*ptrs, hin if hin is not None else dummy, y, last, ckpt, dummy, dim, L,
@@ -759,14 +762,14 @@ def _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus, p
     return y, last, (ckpt if save else None)
 
 
-def _chain(A2, e, s, init, out, pr: _Problem, reverse: bool):
+def _chain(A, e, s, init, out, pr: _Problem, reverse: bool):
     BLOCK = 256
     grid = (triton.cdiv(pr.dim * pr.N, BLOCK), pr.b)
-    _chain_kernel[grid](A2, e, s, init if init is not None else A2, out, pr.dim, pr.R, N=pr.N,
+    _chain_kernel[grid](A, e, s, init if init is not None else A, out, pr.dim, pr.R, N=pr.N,
                         BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse)
 
 
-def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus,
+def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
               ckpt, pr: _Problem):
     cfg = pr.cfg
     cdt = A.dtype
@@ -774,14 +777,14 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
     dev = u.device
     grid = (pr.ndb, b, R)
     ogb, ogc = pr.one_group()
-    dummy = A2
+    dummy = A
     common = dict(SEG=cfg.SEG, T=cfg.T_bwd, N=N, NP=pr.NP, BD=pr.BD, HAS_D=D is not None,
                   HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
                   VAR_B=pr.var_b, VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc,
                   HAS_H0=initial_state is not None, num_warps=pr.num_warps,
                   STAGES=cfg.stages_bwd,
                   FAST=_fast_math(u, cdt))
-    ptrs = (u, delta, A, A2, B, C, D if D is not None else dummy, z if z is not None else dummy,
+    ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
     sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb)
     if R > 1:
@@ -791,7 +794,7 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
                           dummy, dummy, dummy, qz, sq, *sizes, HAS_QIN=False, CARRY_ONLY=True,
                           **common)
         qin = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
-        _chain(A2, qz, sq, dlast, qin, pr, reverse=True)
+        _chain(A, qz, sq, dlast, qin, pr, reverse=True)
     else:
         qin = dlast
     K = cfg.SEG // cfg.T_bwd
@@ -824,10 +827,10 @@ def _backward(dout, dlast, u, delta, A, A2, B, C, D, z, delta_bias, initial_stat
 
 class _SelectiveScanTriton(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr, A2):
-        y, last, ckpt = _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, softplus,
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr):
+        y, last, ckpt = _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
                                  pr, save=True)
-        ctx.save_for_backward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state, ckpt)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, initial_state, ckpt)
         ctx.softplus = softplus
         ctx.pr = pr
         ctx.set_materialize_grads(False)
@@ -835,16 +838,16 @@ class _SelectiveScanTriton(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dlast):
-        u, delta, A, A2, B, C, D, z, delta_bias, initial_state, ckpt = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias, initial_state, ckpt = ctx.saved_tensors
         if dy is None:
             dy = torch.zeros_like(u)
         if dlast is not None:
             dlast = dlast.to(A.dtype).contiguous()
         pr = _problem(u, A, B, C, ctx.pr.cfg, backward=True)
-        g = _backward(dy.contiguous(), dlast, u, delta, A, A2, B, C, D, z, delta_bias,
+        g = _backward(dy.contiguous(), dlast, u, delta, A, B, C, D, z, delta_bias,
                       initial_state, ctx.softplus, ckpt, pr)
         return (g["u"], g["delta"], g["A"], g["B"], g["C"], g["D"], g["z"], g["delta_bias"],
-                g["initial_state"], None, None, None)
+                g["initial_state"], None, None)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
@@ -905,7 +908,6 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     interpret = _interpreting()
     cfg = _CONFIG_OVERRIDE or _default_config(A.shape[1], interpret)
     pr = _problem(u, A, B, C, cfg)
-    A2 = (A.detach() * _LOG2E).contiguous()
     tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in tensors)
@@ -913,9 +915,9 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     with torch.cuda.device(u.device) if on_other_gpu else contextlib.nullcontext():
         if needs_grad:
             y, last = _SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
-                                                 initial_state, bool(delta_softplus), pr, A2)
+                                                 initial_state, bool(delta_softplus), pr)
         else:
-            y, last, _ = _forward(u, delta, A, A2, B, C, D, z, delta_bias, initial_state,
+            y, last, _ = _forward(u, delta, A, B, C, D, z, delta_bias, initial_state,
                                   delta_softplus, pr, save=False)
     return (y, last) if return_last_state else y
 
