@@ -120,7 +120,10 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     device_ : torch.device
         Where ``model_`` lives.
     history_ : dict
-        ``"train_loss"`` and ``"val_loss"`` per epoch (mean cross-entropy).
+        ``"train_loss"`` per epoch (the training objective: mean
+        cross-entropy on the augmented, mixed-up batches with smoothed
+        labels) and ``"val_loss"`` (plain mean cross-entropy of the held-out
+        series; empty without early stopping).
     n_epochs_ : int
         Epochs run.
     best_epoch_ : int
