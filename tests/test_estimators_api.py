@@ -259,6 +259,31 @@ def test_unequal_lengths_and_gaps_end_to_end(rng):
     assert np.all(np.isfinite(f.predict(X)))
 
 
+@pytest.mark.parametrize("Est", ["classifier", "regressor"])
+def test_interior_missing_values_are_skipped_in_time(rng, Est):
+    """A series with interior NaN equals its observations alone, given their instants.
+
+    The model sees the observed values consecutively (the convolution never reads a
+    zero for a missing value) and the elapsed time through the gaps.
+    """
+    T = 20
+    X, y = _two_class(rng, n=12, T=T)
+    est = (MambaClassifier(**TINY).fit(X, y) if Est == "classifier"
+           else MambaRegressor(**TINY).fit(X, rng.standard_normal(12)))
+    out = est.predict_proba if Est == "classifier" else est.predict
+    x = X[:4].copy()
+    missing = np.sort(rng.choice(np.arange(1, T - 1), size=3, replace=False))
+    x[:, missing] = np.nan  # interior gaps, the same steps in every series
+    keep = np.flatnonzero(~np.isnan(x[0]))
+    k = T - keep.size
+    compact = np.full_like(x, np.nan)
+    compact[:, k:] = x[:, keep]  # the observations alone, left-padded
+    times = np.concatenate([keep[0] - np.arange(k, 0, -1.0), keep.astype(float)])
+    assert np.allclose(out(x), out(compact, times=times), rtol=0, atol=1e-10)
+    # ... and the missing values are not read as zeros: zero-filling changes the output.
+    assert not np.allclose(out(x), out(np.nan_to_num(x)), rtol=0, atol=1e-10)
+
+
 def test_times_reach_the_model_and_match_a_time_coordinate(rng):
     import xarray as xr
 

@@ -144,8 +144,10 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
 
     *Missing values.* NaN marks a step that was not observed: leading NaN pad
     shorter series, interior NaN are gaps the Mamba backbone skips in time
-    (its step size grows by the elapsed time). ``times=`` gives irregular
-    sampling instants directly.
+    (its step size grows by the elapsed time). Each series' observations are
+    packed together before the network reads them, so a series with interior
+    NaN gives the same output as its observations alone with their instants
+    as ``times=``. ``times=`` gives irregular sampling instants directly.
 
     References
     ----------

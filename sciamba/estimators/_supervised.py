@@ -48,9 +48,16 @@ class SeriesToVectorMixin:
 
     def _model_inputs(self, panel: Panel) -> dict[str, np.ndarray]:
         x = standardize(panel.values, self._x_mean, self._x_scale)  # (n C T)
+        # Each series' observations packed to its end, in time order, the missing steps
+        # moved in front as inert padding (input 0, gap 0): the causal convolution then
+        # reads consecutive observations (not zeros at interior gaps), and the gaps carry
+        # the time that passed between them. Complete series are left as they are.
+        order = np.argsort(panel.observed, axis=1, kind="stable")  # (n T)
+        x = np.take_along_axis(x, order[:, None, :], axis=2)  # (n C T)
+        gaps = np.take_along_axis(panel.gaps, order, axis=1)  # (n T)
         return {
             "x": np.ascontiguousarray(x.transpose(0, 2, 1)),  # (n T C)
-            "gaps": panel.gaps.astype(np.float32),  # (n T)
+            "gaps": gaps.astype(np.float32),  # (n T)
         }
 
     def _make_batch(self, data: dict[str, np.ndarray], samples: np.ndarray) -> dict[str, np.ndarray]:
