@@ -365,8 +365,9 @@ class MambaBlock(nn.Module):
             h0 = None
             conv_state = F.pad(xi[:, :, max(0, L - (k - 1)) :], (max(0, k - 1 - L), 0))  # (b E k-1)
         else:
-            h0 = state.conv.to(xi.dtype) if k > 1 else None  # (b E k-1)
-            conv_state = torch.cat([state.conv.to(xi.dtype), xi], dim=-1)[:, :, L:]  # (b E k-1)
+            prev = state.conv.to(xi.dtype)  # (b E k-1): the last inputs before this chunk
+            h0 = prev if k > 1 else None
+            conv_state = torch.cat([prev, xi], dim=-1)[:, :, L:]  # (b E k-1)
         # Causal depthwise conv + SiLU in one pass (a Triton kernel on CUDA).
         u = kernels.causal_conv1d(xi, w_conv, self.conv1d.bias, "silu", initial_state=h0,
                                   backend=self.backend)  # (b E L)
