@@ -284,6 +284,25 @@ def test_interior_missing_values_are_skipped_in_time(rng, Est):
     assert not np.allclose(out(x), out(np.nan_to_num(x)), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("lookback", [None, 6])
+def test_forecaster_skips_interior_missing_values_in_time(rng, lookback):
+    """As for the classifier: interior NaN equal the observations alone with their instants."""
+    T = 24
+    X = np.sin(np.linspace(0, 6, T)) + 0.1 * rng.standard_normal((6, T))
+    X[1, [4, 9]] = np.nan  # interior gaps while training too
+    f = MambaForecaster(horizon=2, lookback=lookback, **TINY).fit(X)
+    x = X[2:5].copy()
+    missing = np.sort(rng.choice(np.arange(1, T - 1), size=3, replace=False))
+    x[:, missing] = np.nan
+    keep = np.flatnonzero(~np.isnan(x[0]))
+    k = T - keep.size
+    compact = np.full_like(x, np.nan)
+    compact[:, k:] = x[:, keep]
+    times = np.concatenate([keep[0] - np.arange(k, 0, -1.0), keep.astype(float)])
+    assert np.allclose(f.predict(x), f.predict(compact, times=times), rtol=0, atol=1e-10)
+    assert not np.allclose(f.predict(x), f.predict(np.nan_to_num(x)), rtol=0, atol=1e-10)
+
+
 def test_times_reach_the_model_and_match_a_time_coordinate(rng):
     import xarray as xr
 

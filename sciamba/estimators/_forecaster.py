@@ -157,7 +157,10 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
     ``(n_series, n_channels, n_timesteps)``, time last, or an
     :class:`xarray.DataArray` with a ``time`` dimension. NaN marks missing
     values: leading NaN pad shorter series, interior NaN are gaps skipped in
-    time. Series given to :meth:`predict` must have the training shape
+    time (the network reads each series' observations consecutively, the
+    elapsed time entering through the step sizes; the training targets stay
+    the values ``1..horizon`` grid steps ahead). Series given to
+    :meth:`predict` must have the training shape
     ``X.shape[1:]`` (pad shorter histories with leading NaN); forecasts start
     at the last observation of each series (a warning says when a series
     ends with NaN). ``y`` in :meth:`fit`, when given, is the continuation of
@@ -361,13 +364,25 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         return self
 
     def _series_data(self, panel: Panel) -> dict[str, Any]:
+        """Network inputs on *packed* steps, targets on the time grid.
+
+        Each series' observations are packed to its end, in time order, the
+        missing steps moved in front as inert padding (input 0, gap 0): the
+        causal convolution reads consecutive observations (never a zero for a
+        missing value) and the gaps carry the time between them. ``position``
+        maps a packed step to its grid step, where its targets are read. A
+        series without interior NaN is left as it is.
+        """
         mean, scale = nan_mean_std(panel.values, axis=(2,))  # (n C 1): per series
         z = (panel.values - mean) / scale  # (n C T) NaN kept: the targets
+        order = np.argsort(panel.observed, axis=1, kind="stable")  # (n T): packed -> grid step
+        x = np.nan_to_num(z, nan=0.0).astype(np.float32).transpose(0, 2, 1)  # (n T C)
         return {
-            "x": np.ascontiguousarray(np.nan_to_num(z, nan=0.0).astype(np.float32).transpose(0, 2, 1)),  # (n T C)
-            "target": np.ascontiguousarray(z.astype(np.float32).transpose(0, 2, 1)),  # (n T C)
-            "gaps": panel.gaps.astype(np.float32),  # (n T)
-            "observed": panel.observed,  # (n T)
+            "x": np.ascontiguousarray(np.take_along_axis(x, order[..., None], axis=1)),  # (n T C) packed
+            "target": np.ascontiguousarray(z.astype(np.float32).transpose(0, 2, 1)),  # (n T C) grid
+            "gaps": np.take_along_axis(panel.gaps, order, axis=1).astype(np.float32),  # (n T) packed
+            "observed": np.take_along_axis(panel.observed, order, axis=1),  # (n T) packed
+            "position": order,  # (n T)
             "mean": mean,  # (n C 1)
             "scale": scale,  # (n C 1)
         }
@@ -383,9 +398,10 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
     def _windows(self, panel: Panel, split: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Training and validation windows as rows ``(series, start, lo, hi, limit)``.
 
-        A window is the crop ``[start, start + W)`` (``start`` may be negative:
-        left padding); the loss covers origins ``lo <= t < hi`` and targets
-        before ``limit``. ``split`` holds out the series' tails; None resolves
+        A window is the crop ``[start, start + W)`` of the packed steps of
+        :meth:`_series_data` (``start`` may be negative: left padding); the
+        loss covers origins ``lo <= t < hi`` (packed) and targets before the
+        grid step ``limit``. ``split`` holds out the series' tails; None resolves
         ``early_stopping``, ``"auto"`` keeping the split only when it yields
         enough validation rows (:meth:`_auto_early_stopping`).
         """
@@ -400,26 +416,26 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         h, k = self.horizon, self.lookback
         train, val = [], []
         for i in range(n):
-            obs_idx = np.flatnonzero(panel.observed[i])
+            obs_idx = np.flatnonzero(panel.observed[i])  # grid steps of the observations
             n_obs = obs_idx.size
+            first = T - n_obs  # packed: the observations fill [first, T)
             n_val = max(h, int(np.ceil(self.validation_fraction * n_obs)))
-            cut = T
+            cut, limit = T, T  # first validation step: packed, and on the grid
             if split and n_obs - n_val >= (k or 1) + h:
-                cut = int(obs_idx[n_obs - n_val])  # first validation position
-            first = int(obs_idx[0])
+                cut, limit = first + n_obs - n_val, int(obs_idx[n_obs - n_val])
             if k is None:
-                train.append((i, 0, 0, cut - 1, cut))
+                train.append((i, 0, 0, cut - 1, limit))
                 if cut < T:
                     val.append((i, 0, cut - 1, T - 1, T))
             else:
                 stride = max(1, (k + 1) // 2)
                 # Crops tile [first, cut): every origin lies in at least one.
                 for a in range(first, max(first + 1, cut - 1), stride):
-                    train.append((i, a, a, min(a + k, cut - 1), cut))
+                    train.append((i, a, a, min(a + k, cut - 1), limit))
                     if a + k >= cut - 1:
                         break
-                for p in obs_idx[(obs_idx >= cut - 1) & (obs_idx < T - 1)]:
-                    val.append((i, int(p) - k + 1, int(p), int(p) + 1, T))
+                for p in range(max(cut - 1, first), T - 1):
+                    val.append((i, p - k + 1, p, p + 1, T))
         train_arr = np.asarray(train, dtype=np.int64)
         val_arr = np.asarray(val, dtype=np.int64) if val else None
         return train_arr, val_arr
@@ -436,7 +452,7 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         x = data["x"][rows, pc] * inside[..., None]  # (B W C)
         gaps = data["gaps"][rows, pc] * inside  # (B W)
         origin = inside & (pos >= lo[:, None]) & (pos < hi[:, None]) & data["observed"][rows, pc]  # (B W)
-        tpos = pos[..., None] + np.arange(1, h + 1)  # (B W h)
+        tpos = data["position"][rows, pc][..., None] + np.arange(1, h + 1)  # (B W h) grid steps
         tvalid = (tpos >= 0) & (tpos < np.minimum(limit, T)[:, None, None])  # (B W h)
         target = data["target"][rows[..., None], np.clip(tpos, 0, T - 1)]  # (B W h C)
         tmask = origin[..., None, None] & tvalid[..., None] & np.isfinite(target)  # (B W h C)
@@ -491,7 +507,8 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
             )
         data = self._series_data(panel)
         W = T if self.lookback is None else min(self.lookback, T)
-        pos = last[:, None] - W + 1 + np.arange(W)  # (n W): windows ending at `last`
+        # Packed, every series' last observation is step T - 1.
+        pos = T - W + np.arange(W)[None, :]  # (1 W): windows ending at the last observation
         inside = pos >= 0
         rows = np.arange(panel.n_series)[:, None]
         pc = np.clip(pos, 0, T - 1)
