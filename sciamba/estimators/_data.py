@@ -5,7 +5,9 @@ Everything the estimators accept is reduced here to one internal form, a
 NaN where nothing was observed, the boolean observation mask and the elapsed
 time ``gaps`` of each observation since the previous one. The model never sees
 NaN: missing steps enter it with input 0 and gap 0, which a gap-aware backbone
-(``sciamba.nn`` Mamba) treats as "the state does not move".
+(``sciamba.nn`` Mamba) treats as "the state does not move"; the estimators move
+them in front of each series' observations (packing), so the network reads the
+observations consecutively.
 
 Layout rules (time is the last axis, as in ``scipy.signal``):
 
