@@ -179,21 +179,28 @@ def _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, d, d64, dm, t, ro
 # Kernels
 # --------------------------------------------------------------------------- #
 @triton.jit
-def _fwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, y_ptr, dim, L,
-                sx_b, sx_d, sx_l, si_b, si_d, si_l,
-                K: tl.constexpr, HAS_INIT: tl.constexpr, HAS_BIAS: tl.constexpr,
-                SILU: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr):
-    # (batch, time block) on grid axis 0, the only one allowed more than 65535 programs.
+def _tile(dim, L, BD: tl.constexpr, BT: tl.constexpr):
+    """This program's tile: channels ``d`` (BD,) and steps ``t`` (BT,) of one batch row.
+
+    (batch, time block) runs on grid axis 0, the only one allowed more than
+    65535 programs; channel blocks on axis 1.
+    """
     pid = tl.program_id(0)
     n_t = tl.cdiv(L, BT)
     pid_t = pid % n_t
     pid_b = (pid // n_t).to(tl.int64)
-    pid_d = tl.program_id(1)
-    cdt = w_ptr.dtype.element_ty
-    d = pid_d * BD + tl.arange(0, BD)  # (BD,)
-    dm = d < dim
-    d64 = d.to(tl.int64)
+    d = tl.program_id(1) * BD + tl.arange(0, BD)  # (BD,)
     t = pid_t * BT + tl.arange(0, BT)  # (BT,)
+    return pid, pid_t, pid_b, d, d < dim, d.to(tl.int64), t
+
+
+@triton.jit
+def _fwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, y_ptr, dim, L,
+                sx_b, sx_d, sx_l, si_b, si_d, si_l,
+                K: tl.constexpr, HAS_INIT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                SILU: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr):
+    _pid, pid_t, pid_b, d, dm, d64, t = _tile(dim, L, BD, BT)
+    cdt = w_ptr.dtype.element_ty
     xb = x_ptr + pid_b * sx_b
     ib = init_ptr + pid_b * si_b
     bias = _bias(b_ptr, d, dm, HAS_BIAS, cdt, BD)
@@ -223,17 +230,8 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
                 K: tl.constexpr, KP: tl.constexpr, HAS_INIT: tl.constexpr,
                 HAS_BIAS: tl.constexpr, SILU: tl.constexpr, BD: tl.constexpr,
                 BT: tl.constexpr):
-    # (batch, time block) on grid axis 0, the only one allowed more than 65535 programs.
-    pid = tl.program_id(0)
-    n_t = tl.cdiv(L, BT)
-    pid_t = pid % n_t
-    pid_b = (pid // n_t).to(tl.int64)
-    pid_d = tl.program_id(1)
+    pid, pid_t, pid_b, d, dm, d64, t = _tile(dim, L, BD, BT)
     cdt = w_ptr.dtype.element_ty
-    d = pid_d * BD + tl.arange(0, BD)  # (BD,)
-    dm = d < dim
-    d64 = d.to(tl.int64)
-    t = pid_t * BT + tl.arange(0, BT)  # (BT,)
     xb = x_ptr + pid_b * sx_b
     ib = init_ptr + pid_b * si_b
     gb = dy_ptr + pid_b * sg_b
