@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ._backends import resolve_backend
-from ._interface import INPUT_DTYPES
+from ._interface import INPUT_DTYPES, _as, _check_device, _check_tensor
 from ._math import compute_dtype
 
 __all__ = ["ACTIVATIONS", "causal_conv1d", "causal_conv1d_torch", "validate_conv_inputs"]
@@ -36,27 +36,6 @@ class ConvInputs(NamedTuple):
     silu: bool
 
 
-def _check_float(name: str, t: object) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.is_complex():
-        raise TypeError(f"{name} is complex ({t.dtype}); causal_conv1d is real-valued only")
-    if not t.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}; convert it with .float()")
-
-
-def _check_device(name: str, t: torch.Tensor, device: torch.device) -> None:
-    if t.device != device:
-        raise ValueError(f"{name} is on {t.device} but x is on {device}; move all inputs to one device")
-
-
-def _to(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``t`` in ``dtype``, contiguous; the same tensor (and autograd node) when it already is."""
-    if t.dtype != dtype:
-        t = t.to(dtype)
-    return t if t.is_contiguous() else t.contiguous()
-
-
 def validate_conv_inputs(x, weight, bias=None, activation=None, initial_state=None) -> ConvInputs:
     """Check shapes, dtypes, devices and ``activation``; normalize the small tensors.
 
@@ -73,7 +52,7 @@ def validate_conv_inputs(x, weight, bias=None, activation=None, initial_state=No
         Wrong shapes, an empty axis, inputs on several devices, or an unknown
         ``activation``.
     """
-    _check_float("x", x)
+    _check_tensor("x", x, "convolutions")
     if x.dtype not in INPUT_DTYPES:
         raise TypeError(f"x has dtype {x.dtype}; supported are float32, float16, bfloat16 and float64")
     if x.dim() != 3:
@@ -85,8 +64,8 @@ def validate_conv_inputs(x, weight, bias=None, activation=None, initial_state=No
     if min(b, dim, L) == 0:
         raise ValueError(f"x has an empty axis: shape (batch, dim, L) = {tuple(x.shape)}")
     device, cdt = x.device, compute_dtype(x.dtype)
-    _check_float("weight", weight)
-    _check_device("weight", weight, device)
+    _check_tensor("weight", weight, "convolutions")
+    _check_device("weight", weight, device, "x")
     if weight.dim() == 3 and weight.shape[1] == 1:
         weight = weight[:, 0]
     if weight.dim() != 2 or weight.shape[0] != dim or weight.shape[1] == 0:
@@ -96,25 +75,25 @@ def validate_conv_inputs(x, weight, bias=None, activation=None, initial_state=No
         )
     K = weight.shape[1]
     if bias is not None:
-        _check_float("bias", bias)
-        _check_device("bias", bias, device)
+        _check_tensor("bias", bias, "convolutions")
+        _check_device("bias", bias, device, "x")
         if tuple(bias.shape) != (dim,):
             raise ValueError(f"bias must have shape (dim,) = {(dim,)}, got {tuple(bias.shape)}")
-        bias = _to(bias, cdt)
+        bias = _as(bias, cdt)
     if initial_state is not None:
-        _check_float("initial_state", initial_state)
-        _check_device("initial_state", initial_state, device)
+        _check_tensor("initial_state", initial_state, "convolutions")
+        _check_device("initial_state", initial_state, device, "x")
         if tuple(initial_state.shape) != (b, dim, K - 1):
             raise ValueError(
                 f"initial_state must have shape (batch, dim, K - 1) = {(b, dim, K - 1)}, "
                 f"got {tuple(initial_state.shape)}"
             )
-        initial_state = _to(initial_state, cdt)
+        initial_state = _as(initial_state, cdt)
     if activation is not None and not isinstance(activation, str):
         raise TypeError(f"activation must be None or a string, got {type(activation).__name__}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose None or 'silu'")
-    return ConvInputs(x, _to(weight, cdt), bias, initial_state, activation is not None)
+    return ConvInputs(x, _as(weight, cdt), bias, initial_state, activation is not None)
 
 
 def causal_conv1d_torch(x, weight, bias=None, initial_state=None, silu=False) -> torch.Tensor:

@@ -40,18 +40,20 @@ class ScanInputs(NamedTuple):
     initial_state: torch.Tensor | None
 
 
-def _check_tensor(name: str, x: object) -> None:
+def _check_tensor(name: str, x: object, op: str = "selective scans") -> None:
+    """A real floating-point tensor (``op`` names what is real-only in the message)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.is_complex():
-        raise TypeError(f"{name} is complex ({x.dtype}); only real selective scans are supported")
+        raise TypeError(f"{name} is complex ({x.dtype}); only real {op} are supported")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert it with .float()")
 
 
-def _check_device(name: str, x: torch.Tensor | None, device: torch.device) -> None:
+def _check_device(name: str, x: torch.Tensor | None, device: torch.device, ref: str = "u") -> None:
+    """``x`` on ``device``, the device of the input named ``ref``."""
     if x is not None and x.device != device:
-        raise ValueError(f"{name} is on {x.device} but u is on {device}; move all inputs to one device")
+        raise ValueError(f"{name} is on {x.device} but {ref} is on {device}; move all inputs to one device")
 
 
 def _check_shape(name: str, x: torch.Tensor, shape: tuple[int, ...], names: str) -> None:
