@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.util
@@ -9,7 +10,7 @@ import os
 
 import torch
 
-__all__ = ["BACKENDS", "BackendReport", "available_backends", "resolve_backend"]
+__all__ = ["BACKENDS", "BackendReport", "available_backends", "on_device", "resolve_backend"]
 
 #: Names accepted by the ``backend=`` argument.
 BACKENDS = ("auto", "torch", "triton")
@@ -148,3 +149,14 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         "Move the tensors to a CUDA device, set TRITON_INTERPRET=1 before importing "
         "sciamba.kernels (slow, for testing), or use backend='torch'."
     )
+
+
+def on_device(x: torch.Tensor):
+    """Make ``x``'s GPU the current one while kernels are launched for it.
+
+    Triton launches on the current CUDA device; a no-op (no context switch)
+    for CPU tensors and tensors already on the current device.
+    """
+    if x.device.type == "cuda" and x.device.index != torch.cuda.current_device():
+        return torch.cuda.device(x.device)
+    return contextlib.nullcontext()

@@ -51,11 +51,11 @@ inputs and calls :func:`causal_conv1d_triton`.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import triton
 import triton.language as tl
+
+from ._backends import on_device
 
 __all__ = ["MAX_K", "causal_conv1d_triton"]
 
@@ -356,18 +356,12 @@ class _CausalConv1dTriton(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x, weight, bias, init = ctx.saved_tensors
-        with _on_device(x):
+        with on_device(x):
             dx, dw, db, dh = _backward(dy, x, weight, bias, init, ctx.silu)
         return (dx if ctx.needs_input_grad[0] else None,
                 dw if ctx.needs_input_grad[1] else None,
                 db if ctx.needs_input_grad[2] else None,
                 dh if ctx.needs_input_grad[3] else None, None)
-
-
-def _on_device(x: torch.Tensor):
-    if x.device.type == "cuda" and x.device.index != torch.cuda.current_device():
-        return torch.cuda.device(x.device)
-    return contextlib.nullcontext()
 
 
 def causal_conv1d_triton(x, weight, bias=None, initial_state=None, silu=False):
@@ -410,7 +404,7 @@ def causal_conv1d_triton(x, weight, bias=None, initial_state=None, silu=False):
     """
     tensors = (x, weight, bias, initial_state)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    with _on_device(x):
+    with on_device(x):
         if needs_grad:
             return _CausalConv1dTriton.apply(x, weight, bias, initial_state, bool(silu))
         return _forward(x, weight, bias, initial_state, bool(silu))

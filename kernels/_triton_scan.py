@@ -56,7 +56,6 @@ inputs and calls :func:`selective_scan_triton`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from dataclasses import dataclass
@@ -64,6 +63,8 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
+
+from ._backends import on_device
 
 __all__ = ["selective_scan_triton"]
 
@@ -911,8 +912,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in tensors)
-    on_other_gpu = u.device.type == "cuda" and u.device.index != torch.cuda.current_device()
-    with torch.cuda.device(u.device) if on_other_gpu else contextlib.nullcontext():
+    with on_device(u):
         if needs_grad:
             y, last = _SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
                                                  initial_state, bool(delta_softplus), pr)
