@@ -6,6 +6,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from sciamba.kernels._math import compute_dtype
+
 __all__ = ["RMSNorm"]
 
 
@@ -66,7 +68,7 @@ class RMSNorm(nn.Module):
             )
         # At least float32 whatever the input dtype (float64 stays float64); one fused
         # kernel where torch has one (the unfused form was six passes per layer).
-        ct = torch.float64 if x.dtype == torch.float64 else torch.float32
+        ct = compute_dtype(x.dtype)
         y = F.rms_norm(x.to(ct), (self.d_model,), self.weight.to(ct), self.eps)  # (..., d)
         return y.to(x.dtype)
 
