@@ -369,6 +369,31 @@ def finish_panel(
     return Panel(values=values, observed=observed, gaps=gaps, layout=layout)
 
 
+def pack_observations(panel: Panel) -> tuple[Panel, np.ndarray]:
+    """Each series' observations moved to its end, in time order; missing steps in front.
+
+    The network then reads the observations consecutively (its causal
+    convolution never sees a placeholder at an interior gap), the gaps carry
+    the time that passed between them, and the missing steps become inert
+    left padding (input 0, gap 0). A series without interior NaN is unchanged.
+
+    Returns
+    -------
+    packed : Panel
+        Values, mask and gaps permuted along time, series by series.
+    order : ndarray of int, shape (n_series, n_timesteps)
+        ``order[i, j]``: the time step of series ``i`` now at position ``j``.
+    """
+    order = np.argsort(panel.observed, axis=1, kind="stable")  # (n T): False first, time order kept
+    packed = Panel(
+        values=np.take_along_axis(panel.values, order[:, None, :], axis=2),  # (n C T)
+        observed=np.take_along_axis(panel.observed, order, axis=1),  # (n T)
+        gaps=np.take_along_axis(panel.gaps, order, axis=1),  # (n T)
+        layout=panel.layout,
+    )
+    return packed, order
+
+
 def standardize(values: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """``(values - mean) / scale`` with NaN set to 0 (the mean), as float32.
 

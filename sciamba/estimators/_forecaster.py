@@ -19,6 +19,7 @@ from ._data import (
     as_panel,
     finish_panel,
     nan_mean_std,
+    pack_observations,
     standardize,
     time_step_of,
     wrap_time_output,
@@ -364,25 +365,21 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         return self
 
     def _series_data(self, panel: Panel) -> dict[str, Any]:
-        """Network inputs on *packed* steps, targets on the time grid.
+        """Network inputs on packed steps (:func:`pack_observations`), targets on the time grid.
 
-        Each series' observations are packed to its end, in time order, the
-        missing steps moved in front as inert padding (input 0, gap 0): the
-        causal convolution reads consecutive observations (never a zero for a
-        missing value) and the gaps carry the time between them. ``position``
-        maps a packed step to its grid step, where its targets are read. A
-        series without interior NaN is left as it is.
+        ``position`` maps a packed step to its grid step, from which its
+        targets ``1..horizon`` steps ahead are read.
         """
         mean, scale = nan_mean_std(panel.values, axis=(2,))  # (n C 1): per series
         z = (panel.values - mean) / scale  # (n C T) NaN kept: the targets
-        order = np.argsort(panel.observed, axis=1, kind="stable")  # (n T): packed -> grid step
-        x = np.nan_to_num(z, nan=0.0).astype(np.float32).transpose(0, 2, 1)  # (n T C)
+        packed, order = pack_observations(panel)
+        x = standardize(packed.values, mean, scale)  # (n C T), NaN -> 0
         return {
-            "x": np.ascontiguousarray(np.take_along_axis(x, order[..., None], axis=1)),  # (n T C) packed
+            "x": np.ascontiguousarray(x.transpose(0, 2, 1)),  # (n T C) packed
             "target": np.ascontiguousarray(z.astype(np.float32).transpose(0, 2, 1)),  # (n T C) grid
-            "gaps": np.take_along_axis(panel.gaps, order, axis=1).astype(np.float32),  # (n T) packed
-            "observed": np.take_along_axis(panel.observed, order, axis=1),  # (n T) packed
-            "position": order,  # (n T)
+            "gaps": packed.gaps.astype(np.float32),  # (n T) packed
+            "observed": packed.observed,  # (n T) packed
+            "position": order,  # (n T): grid step of each packed step
             "mean": mean,  # (n C 1)
             "scale": scale,  # (n C 1)
         }

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._data import Panel, nan_mean_std, standardize
+from ._data import Panel, nan_mean_std, pack_observations, standardize
 
 __all__ = ["SeriesToVectorMixin", "split_validation"]
 
@@ -47,17 +47,11 @@ class SeriesToVectorMixin:
         self._x_mean, self._x_scale = nan_mean_std(panel.values, axis=(0, 2))  # (1 C 1)
 
     def _model_inputs(self, panel: Panel) -> dict[str, np.ndarray]:
-        x = standardize(panel.values, self._x_mean, self._x_scale)  # (n C T)
-        # Each series' observations packed to its end, in time order, the missing steps
-        # moved in front as inert padding (input 0, gap 0): the causal convolution then
-        # reads consecutive observations (not zeros at interior gaps), and the gaps carry
-        # the time that passed between them. Complete series are left as they are.
-        order = np.argsort(panel.observed, axis=1, kind="stable")  # (n T)
-        x = np.take_along_axis(x, order[:, None, :], axis=2)  # (n C T)
-        gaps = np.take_along_axis(panel.gaps, order, axis=1)  # (n T)
+        packed, _ = pack_observations(panel)  # observations consecutive, missing steps in front
+        x = standardize(packed.values, self._x_mean, self._x_scale)  # (n C T)
         return {
             "x": np.ascontiguousarray(x.transpose(0, 2, 1)),  # (n T C)
-            "gaps": gaps.astype(np.float32),  # (n T)
+            "gaps": packed.gaps.astype(np.float32),  # (n T)
         }
 
     def _make_batch(self, data: dict[str, np.ndarray], samples: np.ndarray) -> dict[str, np.ndarray]:
