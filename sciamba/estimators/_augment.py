@@ -81,8 +81,7 @@ def scale_and_jitter(
     B = x.shape[0]
     scale = 1.0 + scale_sd * rng.standard_normal((B, 1, 1))  # (B 1 1)
     noise = jitter_sd * rng.standard_normal(x.shape) * observed[..., None]  # (B L C)
-    kept = np.where(observed[..., None], x, 0.0)  # (B L C)
-    return (kept * scale + noise).astype(x.dtype)
+    return (x * scale + noise).astype(x.dtype)  # x is 0 where unobserved: it stays 0
 
 
 def mixup_batch(
