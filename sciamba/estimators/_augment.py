@@ -72,8 +72,8 @@ def scale_and_jitter(
     Examples
     --------
     >>> import numpy as np
-    >>> x = np.ones((2, 4, 1), dtype=np.float32)
     >>> observed = np.array([[False, True, True, True]] * 2)
+    >>> x = observed[..., None].astype(np.float32)  # 1 where observed, 0 elsewhere
     >>> out = scale_and_jitter(x, observed, np.random.default_rng(0))
     >>> out.shape, out.dtype, bool(np.all(out[:, 0] == 0))
     ((2, 4, 1), dtype('float32'), True)
