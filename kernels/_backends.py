@@ -126,8 +126,14 @@ def available_backends(device: str | torch.device | None = None) -> BackendRepor
         else:
             available.append("triton-interpret")
     available.append("torch")
-    auto = "triton" if "triton" in available else "torch"
-    return BackendReport(str(device), auto, tuple(available), unavailable)
+    return BackendReport(str(device), _auto(device), tuple(available), unavailable)
+
+
+def _auto(device: torch.device) -> str:
+    """What ``backend="auto"`` runs on ``device``: compiled Triton on CUDA, torch otherwise."""
+    if device.type == "cuda" and _triton_importable() is None and not _interpret_enabled():
+        return "triton"
+    return "torch"
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -136,11 +142,9 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         return backend
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}")
-    triton_ok = _triton_importable() is None
     if backend == "auto":
-        # Same rule as available_backends(device).auto, without building the report.
-        return "triton" if device.type == "cuda" and triton_ok and not _interpret_enabled() else "torch"
-    if triton_ok and (device.type == "cuda" or (device.type == "cpu" and _interpret_enabled())):
+        return _auto(device)  # the report's rule, without building the report
+    if _triton_importable() is None and (device.type == "cuda" or (device.type == "cpu" and _interpret_enabled())):
         return backend
     report = available_backends(device)
     reasons = "; ".join(f"{k}: {v}" for k, v in report.unavailable.items())
