@@ -24,9 +24,11 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
     r"""Time series classifier: a bidirectional Mamba with pooled readout.
 
     Each series is standardized (one mean and scale per channel, learned in
-    ``fit``), projected to ``d_model`` channels, encoded by a
+    ``fit``), embedded in ``d_model`` channels (a linear projection beside
+    multi-scale convolutions, see ``stem_kernels``), encoded by a
     :mod:`sciamba.nn` backbone, pooled over its observed steps (mean and max
-    concatenated, with the first and last steps) and mapped to class logits;
+    concatenated, with the first and last steps) and mapped to class logits
+    through dropout and a linear layer;
     training minimizes the label-smoothed cross-entropy with AdamW (linear
     warm-up, cosine decay) on randomly scaled, jittered and mixed-up batches
     (regularization for the small labelled sets typical of time series
@@ -105,6 +107,15 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         Training targets put ``1 - label_smoothing`` on the true class and
         spread the rest evenly over all classes [4]_ (the validation loss of
         early stopping uses the plain cross-entropy).
+    stem_kernels : tuple of int or None, default=(3, 9, 19)
+        Widths of the centred convolutions that embed the input beside a
+        linear projection (:class:`~sciamba.estimators._network.ConvStem`,
+        multi-scale as in InceptionTime [5]_): the backbone then reads local
+        shape features rather than single values. None or ``()``: a linear
+        embedding only.
+    head_dropout : float, default=0.3
+        Dropout rate on the pooled features before the output layer, during
+        training [6]_.
 
     Attributes
     ----------
@@ -160,6 +171,11 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
            Empirical Risk Minimization", ICLR 2018, arXiv:1710.09412.
     .. [4] C. Szegedy et al., "Rethinking the Inception Architecture for
            Computer Vision", CVPR 2016, arXiv:1512.00567 (label smoothing).
+    .. [5] H. Ismail Fawaz et al., "InceptionTime: Finding AlexNet for Time
+           Series Classification", Data Min. Knowl. Disc. 34, 1936-1962
+           (2020), arXiv:1909.04939.
+    .. [6] N. Srivastava et al., "Dropout: A Simple Way to Prevent Neural
+           Networks from Overfitting", JMLR 15, 1929-1958 (2014).
 
     Examples
     --------
@@ -184,6 +200,8 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         "augment": ["boolean"],
         "mixup": [Interval(Real, 0, None, closed="left")],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "stem_kernels": [tuple, list, None],
+        "head_dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -210,6 +228,8 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         augment: bool = True,
         mixup: float = 0.4,
         label_smoothing: float = 0.1,
+        stem_kernels: tuple[int, ...] | None = (3, 9, 19),
+        head_dropout: float = 0.3,
     ) -> None:
         self.backbone = backbone
         self.d_model = d_model
@@ -232,6 +252,8 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         self.augment = augment
         self.mixup = mixup
         self.label_smoothing = label_smoothing
+        self.stem_kernels = stem_kernels
+        self.head_dropout = head_dropout
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -280,10 +302,22 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         else:
             train, val = np.arange(panel.n_series), None
         config = self._network_config(
-            panel.n_channels, classes.size, pooled=True, bidirectional=self.bidirectional
+            panel.n_channels, classes.size, pooled=True, bidirectional=self.bidirectional,
+            stem=self._stem(), head_dropout=float(self.head_dropout),
         )
         self._train(config, data, train, val, seed, warm_ok=warm, early_stopping=early)
         return self
+
+    def _stem(self) -> tuple[int, ...]:
+        """``stem_kernels`` checked: a tuple of positive ints (empty for none)."""
+        kernels = () if self.stem_kernels is None else tuple(self.stem_kernels)
+        for k in kernels:
+            if isinstance(k, (bool, np.bool_)) or not isinstance(k, (Integral, np.integer)) or k < 1:
+                raise ValueError(
+                    f"stem_kernels must hold positive integer kernel widths, e.g. (3, 9, 19), "
+                    f"or be None for a linear embedding; got {self.stem_kernels!r}."
+                )
+        return tuple(int(k) for k in kernels)
 
     def _training_batch(self, data, samples, rng):
         batch = self._make_batch(data, samples)

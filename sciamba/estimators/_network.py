@@ -7,10 +7,12 @@ forecaster:
 * an input projection from the channels (plus, for backbones that cannot take
   gaps, two features encoding the sampling: an observed flag and
   ``log(gap)``) to ``d_model``, zeroed at unobserved steps so a gap-aware
-  backbone leaves its state untouched there;
+  backbone leaves its state untouched there; optionally with multi-scale
+  convolutions beside it (:class:`ConvStem`, the classifier's default);
 * a head: masked mean and max pooling over the observed steps, with the
-  outputs at the first and last observed steps, then a linear layer (``pooled=True``, classification and regression), or a linear layer at
-  every step giving the next ``horizon`` values (forecasting).
+  outputs at the first and last observed steps, optional dropout, then a
+  linear layer (``pooled=True``, classification and regression), or a linear
+  layer at every step giving the next ``horizon`` values (forecasting).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["SeriesNetwork", "build_backbone"]
+__all__ = ["SeriesNetwork", "ConvStem", "build_backbone"]
 
 
 def build_backbone(name: str, d_model: int, n_layers: int, **kwargs: Any) -> nn.Module:
@@ -65,6 +67,66 @@ def _last_observations(values: torch.Tensor, observed: torch.Tensor, k: int) -> 
     return (gathered * valid.unsqueeze(-1).to(values.dtype)).transpose(2, 3)  # (B L C k)
 
 
+class ConvStem(nn.Module):
+    r"""Multi-scale convolutional input embedding ``(B, L, C) -> (B, L, d_model)``.
+
+    A linear projection of each step and, beside it, one centred convolution
+    per kernel size (each ``C -> d_model`` channels, GELU), concatenated and
+    mixed back to ``d_model`` by a linear layer:
+
+    .. math:: e_t = W_m \big[\, W x_t \;;\; \mathrm{GELU}(K_1 * x)_t \;;\; \dots \;;\;
+              \mathrm{GELU}(K_m * x)_t \,\big] + b_m .
+
+    Kernels of several widths see local shape (slopes, peaks, notches) at
+    several scales before the recurrent backbone reads the sequence, as the
+    parallel convolutions of InceptionTime [1]_ do. The convolutions are
+    centred (zero padding, ``(k - 1) // 2`` steps before and ``k // 2``
+    after), so the embedding of a step
+    reads its neighbours on both sides: for non-causal (pooled) models only.
+    They count steps, not time: with gaps, neighbours are the adjacent
+    observations.
+
+    Parameters
+    ----------
+    n_in : int
+        Input features per step.
+    d_model : int
+        Output width.
+    kernels : sequence of int
+        Convolution widths (positive).
+
+    References
+    ----------
+    .. [1] H. Ismail Fawaz et al., "InceptionTime: Finding AlexNet for Time
+           Series Classification", Data Min. Knowl. Disc. 34, 1936-1962
+           (2020), arXiv:1909.04939.
+
+    Examples
+    --------
+    >>> import torch
+    >>> stem = ConvStem(1, 8, (3, 9))
+    >>> stem(torch.zeros(2, 50, 1)).shape
+    torch.Size([2, 50, 8])
+    """
+
+    def __init__(self, n_in: int, d_model: int, kernels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.kernels = tuple(int(k) for k in kernels)
+        self.linear = nn.Linear(n_in, d_model)
+        self.convs = nn.ModuleList(nn.Conv1d(n_in, d_model, k) for k in self.kernels)
+        self.mix = nn.Linear(d_model * (1 + len(self.kernels)), d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed ``x`` ``(B, L, C)``; returns ``(B, L, d_model)``."""
+        xt = x.transpose(1, 2)  # (B C L)
+        feats = [self.linear(x)]  # [(B L D)]
+        for k, conv in zip(self.kernels, self.convs):
+            # "Same" zero padding; an even kernel's extra zero goes on the right.
+            padded = nn.functional.pad(xt, ((k - 1) // 2, k // 2))  # (B C L+k-1)
+            feats.append(nn.functional.gelu(conv(padded)).transpose(1, 2))  # (B L D)
+        return self.mix(torch.cat(feats, dim=-1))  # (B L D)
+
+
 class SeriesNetwork(nn.Module):
     """Embedding, backbone and head around a :mod:`sciamba.nn` backbone.
 
@@ -80,6 +142,15 @@ class SeriesNetwork(nn.Module):
         Backbone width and depth.
     pooled : bool
         Pool over time (series -> vector) or keep one output per step.
+    highway : int, optional
+        Length of the linear highway beside the network (0: none).
+    out_shape : tuple of int, optional
+        Per-step output shape for the autoregressive highway.
+    stem : tuple of int, optional
+        Kernel widths of a :class:`ConvStem` input embedding (pooled models
+        only: its convolutions look ahead); empty: a linear embedding.
+    head_dropout : float, optional
+        Dropout on the pooled features before the output layer (pooled only).
     **backbone_kwargs
         Passed to :func:`sciamba.nn.make_backbone`.
 
@@ -101,16 +172,24 @@ class SeriesNetwork(nn.Module):
         pooled: bool,
         highway: int = 0,
         out_shape: tuple[int, ...] | None = None,
+        stem: tuple[int, ...] = (),
+        head_dropout: float = 0.0,
         **backbone_kwargs: Any,
     ) -> None:
         super().__init__()
+        if (stem or head_dropout) and not pooled:
+            raise ValueError(
+                "stem and head_dropout apply to pooled (series -> vector) networks only; "
+                "a per-step network must not look ahead."
+            )
         self.n_channels = n_channels
         self.backbone = build_backbone(backbone, d_model, n_layers, **backbone_kwargs)
         self.use_gaps = bool(getattr(self.backbone, "supports_gaps", False))
         # Without gap support the sampling pattern enters as input features.
         n_in = n_channels + (0 if self.use_gaps else 2)
-        self.embed = nn.Linear(n_in, d_model)
+        self.embed = ConvStem(n_in, d_model, stem) if stem else nn.Linear(n_in, d_model)
         self.pooled = pooled
+        self.head_dropout = nn.Dropout(head_dropout) if head_dropout else None
         self.head = nn.Linear(4 * d_model if pooled else d_model, n_outputs)
         # Linear "highway" beside the network (LSTNet, [1]): pooled, a linear map
         # of the whole (fixed-width) series; per step, an autoregression on the
@@ -170,7 +249,10 @@ class SeriesNetwork(nn.Module):
         last = torch.where(observed, steps, -1).amax(dim=1).clamp_min(0)  # (B)
         rows = torch.arange(h.shape[0], device=h.device)  # (B)
         edges = [h[rows, first.clamp_max(h.shape[1] - 1)], h[rows, last]]  # 2 x (B D)
-        out = self.head(torch.cat([mean, maxed, *edges], dim=-1))  # (B n_outputs)
+        pooled = torch.cat([mean, maxed, *edges], dim=-1)  # (B 4D)
+        if self.head_dropout is not None:
+            pooled = self.head_dropout(pooled)  # (B 4D)
+        out = self.head(pooled)  # (B n_outputs)
         if self.highway is not None:
             out = out + self.highway(values.reshape(values.shape[0], -1))  # (B n_outputs)
         return out
