@@ -58,13 +58,6 @@ def add_parser(subparsers) -> None:
     add_common_options(p)
 
 
-def _standardize(X: np.ndarray) -> np.ndarray:
-    """Per series and channel: zero mean, unit variance over time (time is the last axis)."""
-    mean = np.nanmean(X, axis=-1, keepdims=True)
-    std = np.nanstd(X, axis=-1, keepdims=True)
-    return ((X - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
-
-
 def run(args: argparse.Namespace, out: TextIO) -> int:
     if not 0.0 < args.test_size < 1.0:
         raise CLIError(f"--test-size must be strictly between 0 and 1, got {args.test_size}")
@@ -86,7 +79,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from sciamba.kernels import available_backends
 
     p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
-    X_tr, X_te = _standardize(data.X_train), _standardize(data.X_test)
+    from sciamba.preprocessing import standardize
+
+    # Per series and channel, over observed samples (NaN pads unequal lengths).
+    X_tr, X_te = (standardize(X).astype(np.float32) for X in (data.X_train, data.X_test))
     shape = "x".join(str(s) for s in X_tr.shape[1:])
     p(f"sciamba classify: {data.description}")
     p(f"  data      {len(X_tr)} train / {len(X_te)} test series of shape {shape}, "

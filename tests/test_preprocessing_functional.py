@@ -115,6 +115,47 @@ def test_standardize_constant_and_switches(rng):
     np.testing.assert_allclose(Z, X[1:] - np.median(X[1:]), **TOL)
 
 
+@pytest.mark.parametrize("center, scale", [("mean", "std"), ("median", "iqr")])
+def test_standardize_leaves_missing_samples_out(rng, center, scale):
+    """NaN-padded and gappy series: statistics of the observed samples only, NaN kept."""
+    X = rng.standard_normal((4, 2, 37)) * 3.0 + 5.0
+    X[0, :, :11] = np.nan            # left padding (a shorter series)
+    X[1, 1, [3, 20, 21]] = np.nan    # interior gaps
+    X[2, 0, :] = np.nan              # a channel with nothing observed
+    Z = pp.Standardize(center=center, scale=scale).fit_transform(X)
+    np.testing.assert_array_equal(np.isnan(Z), np.isnan(X))
+    for i, j in np.ndindex(4, 2):
+        obs = X[i, j][~np.isnan(X[i, j])]
+        if obs.size == 0:
+            continue
+        if center == "mean":
+            ref = stats.zscore(obs)
+        else:
+            q75, q25 = np.percentile(obs, [75, 25])
+            ref = (obs - np.median(obs)) / (q75 - q25)
+        np.testing.assert_allclose(Z[i, j][~np.isnan(X[i, j])], ref, rtol=1e-12, atol=1e-12)
+    # Pooled statistics (per_series=False) skip the NaN the same way.
+    g = pp.Standardize(per_series=False).fit(X)
+    for j in range(2):
+        obs = X[:, j][~np.isnan(X[:, j])]
+        np.testing.assert_allclose([g.center_[j], g.scale_[j]], [obs.mean(), obs.std()], rtol=1e-12)
+    # The functional form and an inverse round trip of the fitted series.
+    np.testing.assert_array_equal(pp.standardize(X, center=center, scale=scale), Z)
+    sc = pp.Standardize(center=center, scale=scale).fit(X)
+    np.testing.assert_allclose(sc.inverse_transform(sc.transform(X)), X, rtol=1e-12, atol=1e-12)
+
+
+def test_standardize_all_missing_is_quiet(rng):
+    X = rng.standard_normal((2, 9))
+    X[1] = np.nan
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Z = pp.standardize(X)
+    assert np.isnan(Z[1]).all() and np.isfinite(Z[0]).all()
+
+
 def test_standardize_tags_follow_per_series():
     assert not pp.Standardize().__sklearn_tags__().requires_fit
     assert pp.Standardize(per_series=False).__sklearn_tags__().requires_fit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -26,23 +27,37 @@ def location_scale(
     becomes 1, as in scikit-learn's scalers, so constant series map to 0
     instead of NaN. Constancy is tested exactly (peak-to-peak of 0) because the
     standard deviation of equal floats is not always exactly 0.
+
+    NaN (a missing sample) is left out of every statistic, as scikit-learn's
+    scalers do; where nothing is observed the center and scale are NaN.
     """
-    constant = np.ptp(x, axis=axes, keepdims=True) == 0
-    if with_mean:
-        c = (np.mean if center == "mean" else np.median)(x, axis=axes, keepdims=True)
-        # The mean of equal floats can be off by an ulp; a constant maps to exactly 0.
-        c = np.where(constant, np.max(x, axis=axes, keepdims=True), c)
-    else:
-        c = np.zeros([1 if i in axes else n for i, n in enumerate(x.shape)])
-    if with_std:
-        if scale == "std":
-            s = np.std(x, axis=axes, keepdims=True)
+    if np.isnan(x).any():
+        mean, median, std, pct, mx, mn = (np.nanmean, np.nanmedian, np.nanstd, np.nanpercentile,
+                                          np.nanmax, np.nanmin)
+    else:  # the plain reductions are much faster than the NaN-aware ones
+        mean, median, std, pct, mx, mn = np.mean, np.median, np.std, np.percentile, np.max, np.min
+    with warnings.catch_warnings():
+        # All-NaN series warn ("Mean of empty slice"); their NaN statistics are the answer.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        top = mx(x, axis=axes, keepdims=True)
+        constant = top - mn(x, axis=axes, keepdims=True) == 0
+        if with_mean:
+            c = (mean if center == "mean" else median)(x, axis=axes, keepdims=True)
+            # The mean of equal floats can be off by an ulp; a constant maps to exactly 0.
+            c = np.where(constant, top, c)
         else:
-            q75, q25 = np.percentile(x, [75.0, 25.0], axis=axes, keepdims=True)
-            s = q75 - q25
-        s = np.where(constant | (s == 0), 1.0, s)
-    else:
-        s = np.ones_like(c)
+            c = np.zeros([1 if i in axes else n for i, n in enumerate(x.shape)])
+        if with_std:
+            if scale == "std":
+                s = std(x, axis=axes, keepdims=True)
+            else:
+                q75, q25 = pct(x, [75.0, 25.0], axis=axes, keepdims=True)
+                s = q75 - q25
+            s = np.where(constant | (s == 0), 1.0, s)
+        else:
+            s = np.ones_like(c)
+    if with_std:
+        s = np.where(np.isnan(top), np.nan, s)  # nothing observed: no scale either
     return c, s
 
 
@@ -65,6 +80,12 @@ class Standardize(OneToOneSeriesMixin, SeriesTransformer):
     ``per_series=False``: one center and scale per channel, learned over all
     series and time steps in ``fit`` and applied to new data (2-D input is one
     channel).
+
+    NaN marks a missing sample (the estimators' convention for padding and
+    gaps): it is left out of the statistics and stays NaN in the output, as
+    with scikit-learn's scalers, so NaN-padded series of unequal length can
+    be standardized before a :class:`sciamba.MambaClassifier`. A series with
+    no observed sample comes back all NaN.
 
     Parameters
     ----------
@@ -110,6 +131,8 @@ class Standardize(OneToOneSeriesMixin, SeriesTransformer):
     array([[ 2.5       ,  3.61803399],
            [25.        , 36.18033989]])
     """
+
+    _allow_nan = True
 
     _parameter_constraints: dict = {
         "per_series": ["boolean"],
@@ -195,7 +218,7 @@ class Standardize(OneToOneSeriesMixin, SeriesTransformer):
         """
         check_is_fitted(self, ["center_", "scale_"])
         x, info = unwrap(X)
-        x = check_series(self, x, reset=False, validate=False)
+        x = check_series(self, x, reset=False, validate=False, allow_nan=True)
         c, s = self._broadcast_fitted(x, "inverse_transform")
         return rewrap(x * s + c, None, info)
 
