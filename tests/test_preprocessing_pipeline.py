@@ -52,6 +52,21 @@ def test_butterworth_standardize_mamba_pipeline(rng):
     np.testing.assert_allclose(manual.predict_proba(Xt), proba, rtol=1e-5, atol=1e-6)
 
 
+def test_standardize_then_mamba_on_unequal_lengths(rng):
+    """NaN-padded series of unequal length: Standardize skips the padding and
+    keeps it NaN, and the classifier takes NaN as absent history."""
+    X, y = _two_class_signals(rng)
+    X[::2, :, :20] = np.nan  # every other series 20 samples shorter (left padding)
+    pipe = Pipeline([("scale", pp.Standardize()), ("clf", _mamba_classifier())]).fit(X, y)
+    Xt = pipe[:-1].transform(X)
+    np.testing.assert_array_equal(np.isnan(Xt), np.isnan(X))
+    np.testing.assert_allclose(np.nanmean(Xt, axis=-1), 0.0, atol=1e-12)
+    proba = pipe.predict_proba(X)
+    assert np.isfinite(proba).all()
+    manual = clone(pipe.named_steps["clf"]).fit(Xt, y)
+    np.testing.assert_allclose(manual.predict_proba(Xt), proba, rtol=1e-5, atol=1e-6)
+
+
 def test_spectrogram_frames_feed_a_mamba(rng):
     X, y = _two_class_signals(rng)
     pipe = Pipeline([
