@@ -625,9 +625,10 @@ def _default_config(N: int, interpret: bool) -> _Config:
     states then never wait at a block-wide barrier, and many small programs
     keep the multiprocessors busy. The same tiles won for float32 and bf16
     inputs (the work is arithmetic-bound, not byte-bound). The backward
-    pipelines its loads two chunks deep (``stages_bwd=2``: 4-10% faster on
-    every benchmark row, H100 2026-11-24) and splits time into ranges from
-    512 steps on (the Mamba block's 8x512x1024 bf16 backward: 0.49 -> 0.45 ms).
+    pipelines its loads (``stages_bwd``: 2 was 4-10% faster than 1 on every
+    benchmark row, 3 another 1-3%; H100 2026-11-24) and splits time into
+    ranges from 512 steps on (the Mamba block's 8x512x1024 bf16 backward:
+    0.49 -> 0.45 ms).
     """
     NP = _next_pow2(N)
     if interpret:
@@ -636,7 +637,7 @@ def _default_config(N: int, interpret: bool) -> _Config:
         return _Config(BD=16, T_fwd=8, T_bwd=4, SEG=16, num_warps=1)
     t = max(2, min(32, 128 // NP))
     return _Config(BD=16, T_fwd=t, T_bwd=min(t, 16), SEG=128, num_warps=1, stages=3, fill=64,
-                   BD_bwd=8, num_warps_bwd=1, stages_bwd=2, fill_bwd=64, min_range=1024,
+                   BD_bwd=8, num_warps_bwd=1, stages_bwd=3, fill_bwd=64, min_range=1024,
                    min_range_bwd=512, enough=4, T_state=max(t, min(2 * t, 16)))
 
 
