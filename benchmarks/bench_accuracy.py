@@ -17,7 +17,7 @@ folder (``SCIAMBA_SHARED_DATA`` or ``../shared/data``), never copied.
 Usage::
 
     python benchmarks/bench_accuracy.py [--only ECG200,sunspots_yearly,...] [--seeds 0,1,2]
-        [--no-record]
+        [--threads 1] [--no-record]
 
 Results are printed as a table and appended, with date and device, to
 ``benchmarks/RESULTS.md``.
@@ -175,9 +175,13 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(RUNS), help="comma-separated runs")
     ap.add_argument("--seeds", default="0", help="comma-separated random_state values")
     ap.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice); 1 to run two benchmarks side by side")
     ap.add_argument("--params", default="{}",
                     help="JSON estimator parameters overriding the table's (UCR runs only)")
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     device = _device()
     rows = []
@@ -193,7 +197,7 @@ def main() -> None:
     lines = [
         f"\n## bench_accuracy.py (estimators) -- {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Device: {device}.",
+        f"Device: {device} (at the start; {os.getloadavg()[0]:.1f} at the end).",
         "",
         "| task | seed | metric | sciamba | target | verdict | fit time (s) | epochs | settings | published reference |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
