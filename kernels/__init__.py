@@ -19,6 +19,8 @@ with input-dependent step sizes :math:`\Delta_t`, input and output matrices
 :func:`available_backends`         which backends run here; what ``"auto"`` picks
 :func:`causal_conv1d`              the block's short causal depthwise conv1d
                                    (+ SiLU), fused; differentiable
+:func:`rms_norm`                   the residual stack's RMS normalization;
+                                   differentiable
 =================================  ==============================================
 
 Backends
@@ -60,12 +62,14 @@ from ._backends import BackendReport, available_backends
 from ._causal_conv import causal_conv1d
 from ._interface import selective_scan
 from ._reference import selective_scan_ref
+from ._rms_norm import rms_norm
 from ._state_update import selective_state_update
 
 __all__ = [
     "BackendReport",
     "available_backends",
     "causal_conv1d",
+    "rms_norm",
     "selective_scan",
     "selective_scan_ref",
     "selective_state_update",

@@ -1,0 +1,131 @@
+"""rms_norm: the torch path and the Triton kernels against the float64 definition.
+
+The definition is written out here, in float64 (mean square, reciprocal square
+root, gain); gradients come from autograd through it. Triton runs interpreted on
+a CPU-only machine (``TRITON_INTERPRET=1`` from conftest), with small sizes that
+still leave a partial last row block and a row width that is not a power of 2.
+"""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+import torch
+import torch.nn.functional as F
+from sciamba.kernels import _rms_norm, rms_norm
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+BACKENDS = ["torch", "triton"]
+
+
+def reference(x, w, eps):
+    x = x.double()
+    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return y if w is None else y * w.double()
+
+
+def make(rng, shape, dtype, weight=True):
+    x = torch.tensor(rng.standard_normal(shape) * 3.0 + 0.5, dtype=dtype, device=DEV)
+    w = torch.tensor(rng.standard_normal(shape[-1]), dtype=torch.float64, device=DEV) if weight else None
+    return x, w
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape, weight", [((3, 7, 37), True), ((11, 5), False), ((1, 1), True),
+                                           ((2, 9, 64), True)])
+def test_float64_values_and_gradients(rng, backend, shape, weight):
+    x, w = make(rng, shape, torch.float64, weight)
+    eps = float(rng.uniform(1e-6, 1e-2))
+    xs = [x.clone().requires_grad_(True), x.clone().requires_grad_(True)]
+    ws = [None, None] if w is None else [w.clone().requires_grad_(True), w.clone().requires_grad_(True)]
+    y = rms_norm(xs[0], ws[0], eps, backend=backend)
+    y_ref = reference(xs[1], ws[1], eps)
+    assert y.dtype == torch.float64 and y.shape == x.shape
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    g = torch.tensor(rng.standard_normal(shape), dtype=torch.float64, device=DEV)
+    inputs = [xs[0]] + ([ws[0]] if w is not None else [])
+    inputs_ref = [xs[1]] + ([ws[1]] if w is not None else [])
+    for a, b in zip(torch.autograd.grad(y, inputs, g), torch.autograd.grad(y_ref, inputs_ref, g)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.bfloat16, 1e-2)])
+def test_low_precision_keeps_its_dtype(rng, backend, dtype, tol):
+    x, w = make(rng, (6, 33), dtype)
+    w32 = w.float().requires_grad_(True)
+    xg = x.clone().requires_grad_(True)
+    y = rms_norm(xg, w32, 1e-5, backend=backend)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.double(), reference(x, w, 1e-5), rtol=tol, atol=tol)
+    y.float().sum().backward()
+    assert xg.grad.dtype == dtype and w32.grad.dtype == torch.float32
+    x64, w64 = x.double().requires_grad_(True), w.clone().requires_grad_(True)
+    reference(x64, w64, 1e-5).sum().backward()
+    torch.testing.assert_close(w32.grad.double(), w64.grad, rtol=tol, atol=tol * 10)
+
+
+def test_triton_gradcheck(rng):
+    x, w = make(rng, (5, 6), torch.float64)
+    torch.autograd.gradcheck(lambda a, b: rms_norm(a, b, 1e-3, backend="triton"),
+                             (x.requires_grad_(True), w.requires_grad_(True)))
+
+
+def test_non_contiguous_input_and_zero_rows(rng):
+    x, w = make(rng, (4, 10, 3), torch.float64)
+    xt = x.transpose(1, 2)  # (4, 3, 10) view, normalized over its own last axis
+    w10 = w.new_ones(10)
+    x0 = xt.clone()
+    x0[1] = 0.0
+    for backend in BACKENDS:
+        torch.testing.assert_close(rms_norm(xt, w10, 1e-5, backend=backend), reference(xt, w10, 1e-5))
+        assert (rms_norm(x0, w10, 1e-5, backend=backend)[1] == 0).all()  # a zero row stays zero
+
+
+def test_matches_torch_functional(rng):
+    x, w = make(rng, (3, 4, 16), torch.float32)
+    torch.testing.assert_close(rms_norm(x, w.float(), 1e-5, backend="triton"),
+                               F.rms_norm(x, (16,), w.float(), 1e-5), rtol=2e-6, atol=2e-6)
+
+
+def test_bad_input():
+    x = torch.randn(2, 5, device=DEV)
+    with pytest.raises(ValueError, match=r"weight must have shape \(D,\) = \(5,\)"):
+        rms_norm(x, torch.ones(4, device=DEV))
+    with pytest.raises(ValueError, match="eps must be positive"):
+        rms_norm(x, eps=0.0)
+    with pytest.raises(ValueError, match="eps must be positive"):
+        rms_norm(x, eps=float("nan"))
+    with pytest.raises(TypeError, match="eps must be a real number"):
+        rms_norm(x, eps="1e-5")
+    with pytest.raises(ValueError, match="non-empty last axis"):
+        rms_norm(torch.randn(3, 0, device=DEV))
+    with pytest.raises(TypeError, match="floating-point"):
+        rms_norm(torch.ones(3, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="unknown backend"):
+        rms_norm(x, backend="cuda")
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(_rms_norm, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_auto_takes_triton_only_for_large_inputs(rng, monkeypatch):
+    """"auto" on CUDA: PyTorch's op below TRITON_MIN_NUMEL elements, the kernels from it on."""
+    from sciamba.kernels import _triton_norm
+
+    calls = []
+    real = _triton_norm.rms_norm_triton
+    monkeypatch.setattr(_triton_norm, "rms_norm_triton", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(_rms_norm, "resolve_backend", lambda backend, device: "triton")  # as on CUDA
+    x, w = make(rng, (4, 8), torch.float64)
+    monkeypatch.setattr(_rms_norm, "TRITON_MIN_NUMEL", 33)
+    rms_norm(x, w)
+    assert calls == []
+    monkeypatch.setattr(_rms_norm, "TRITON_MIN_NUMEL", 32)
+    torch.testing.assert_close(rms_norm(x, w), reference(x, w, 1e-5))
+    assert calls == [1]
+    rms_norm(x[:1], w, backend="triton")  # an explicit choice is always honoured
+    assert calls == [1, 1]
