@@ -164,3 +164,20 @@ def on_device(x: torch.Tensor):
     if x.device.type == "cuda" and x.device.index != torch.cuda.current_device():
         return torch.cuda.device(x.device)
     return contextlib.nullcontext()
+
+
+def refuse_create_graph(what: str, alternative: str) -> None:
+    """Raise when a backward that is not itself differentiable runs under ``create_graph=True``.
+
+    The fused backward passes compute gradients with kernels (or in-place
+    ops) that record no graph; ``torch.autograd.function.once_differentiable``
+    catches only gradients that themselves require grad, and a second
+    derivative through the saved inputs would otherwise come out silently
+    wrong. Autograd runs a backward with grad mode on exactly when
+    ``create_graph=True``.
+    """
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"{what} is differentiable once; create_graph=True (higher derivatives) is not "
+            f"supported through it: {alternative}"
+        )

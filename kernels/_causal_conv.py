@@ -197,7 +197,9 @@ def causal_conv1d(
     input dtype; weight and bias gradients are summed over batch and time in
     that precision, deterministically (no atomics). The Triton backward pass
     recomputes the pre-activation from ``x`` instead of saving it, so a
-    training step stores nothing beyond the inputs.
+    training step stores nothing beyond the inputs; it is differentiable once
+    (``create_graph=True`` raises; the torch path is plain ``F.conv1d`` and
+    supports higher derivatives).
 
     References
     ----------

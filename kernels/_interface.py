@@ -307,6 +307,10 @@ def selective_scan(
     formed, so extreme step sizes (:math:`\Delta` from 1e-6 to 1e3, ``A``
     down to -1e3) stay finite.
 
+    The backward passes are fused (kernels, in-place sweeps) and record no
+    graph: first derivatives only; ``create_graph=True`` raises. For higher
+    derivatives use :func:`selective_scan_ref`.
+
     **Unequal lengths.** A step with :math:`\Delta_t = 0` leaves the state
     unchanged (:math:`e^{0} = 1`, no input), so series of different lengths
     are batched by *left*-padding each with ``delta`` chosen so that

@@ -14,11 +14,16 @@ from ._math import compute_dtype
 
 __all__ = ["rms_norm"]
 
+#: Widest row of the Triton kernels, which hold whole rows in registers (kept
+#: here, not in ``_triton_norm``, so that dispatch needs no Triton import).
+MAX_D = 8192
+
 #: ``backend="auto"`` takes the Triton kernels on CUDA from this many elements
 #: on. Below it a training step is bound by host time, and one fused PyTorch op
 #: costs less of it than an autograd Function with two Triton launches (on the
-#: H100 machine, 2026-11-24: 0.77 against 0.23 ms a norm forward+backward at
-#: 8 x 4096 x 256, whose GPU time the kernels cut from 0.18 to 0.08 ms).
+#: H100 machine, 2026-11-24, a norm's forward+backward at 8 x 4096 x 256: 0.77 ms
+#: eager with the kernels, 0.23 ms with PyTorch's op, while the GPU time alone
+#: falls from 0.18 ms with PyTorch's op to 0.08 ms with the kernels).
 TRITON_MIN_NUMEL = 1 << 24
 
 
@@ -50,8 +55,9 @@ def rms_norm(
         ``"triton"``: Triton kernels (CUDA tensors, or CPU tensors under
         ``TRITON_INTERPRET=1``). ``"torch"``: ``torch.nn.functional.rms_norm``.
         ``"auto"``: Triton on CUDA for inputs of at least ``2**24``
-        elements (where the GPU time dominates; below, PyTorch's fused op
-        launches faster), torch otherwise.
+        elements with ``D <= 8192`` (where the GPU time dominates; below,
+        PyTorch's fused op launches faster; wider rows do not fit the
+        kernels' registers), torch otherwise.
 
     Returns
     -------
@@ -65,14 +71,18 @@ def rms_norm(
         Non-tensor, integer or complex input, or ``eps`` not a real number.
     ValueError
         An empty last axis, a ``weight`` of the wrong shape or on another
-        device, ``eps <= 0``, an unknown backend, or ``backend="triton"``
-        where Triton cannot run.
+        device, ``eps`` not in ``(0, 1e38]``, an unknown backend, or
+        ``backend="triton"`` where Triton cannot run or with ``D > 8192``.
+    RuntimeError
+        ``backend="triton"`` with a Triton installation that fails to import.
 
     Notes
     -----
-    The Triton backward pass sums the weight gradient per program and then
-    over programs (deterministic); PyTorch's fused backward spends most of
-    its time on that reduction for narrow rows (see ``_triton_norm``).
+    Differentiable once with the Triton kernels (a second derivative raises;
+    use ``backend="torch"`` for that). The Triton backward pass sums the
+    weight gradient per program and then over programs (deterministic);
+    PyTorch's fused backward spends most of its time on that reduction for
+    narrow rows (see ``_triton_norm``).
 
     References
     ----------
@@ -84,7 +94,7 @@ def rms_norm(
     >>> import torch
     >>> from sciamba.kernels import rms_norm
     >>> x = torch.tensor([[3.0, -3.0, 3.0, -3.0]])
-    >>> torch.allclose(rms_norm(x, eps=0.0 + 1e-12), torch.tensor([[1.0, -1.0, 1.0, -1.0]]))
+    >>> torch.allclose(rms_norm(x, eps=1e-12), torch.tensor([[1.0, -1.0, 1.0, -1.0]]))
     True
     >>> w = torch.tensor([1.0, 2.0, 3.0, 4.0])
     >>> rms_norm(x, w, eps=1e-12)
@@ -92,28 +102,34 @@ def rms_norm(
     """
     _check_tensor("x", x, "norms")
     if x.dtype not in INPUT_DTYPES:
-        raise TypeError(f"x has dtype {x.dtype}; supported are float32, float16, bfloat16 and float64")
+        raise TypeError(f"x has dtype {x.dtype}; supported are float32, float16, bfloat16 and "
+                        "float64")
     if x.dim() == 0 or x.shape[-1] == 0:
-        raise ValueError(f"x needs a non-empty last axis to normalize over, got shape {tuple(x.shape)}")
+        raise ValueError(f"x needs a non-empty last axis to normalize over, got shape "
+                         f"{tuple(x.shape)}")
     if isinstance(eps, bool) or not isinstance(eps, Real):
         raise TypeError(f"eps must be a real number, got {type(eps).__name__}")
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be positive and finite, got {eps!r}")
+    if not (math.isfinite(eps) and 0 < eps <= 1e38):
+        raise ValueError(f"eps must be positive and at most 1e38, got {eps!r}")
     D, cdt = x.shape[-1], compute_dtype(x.dtype)
     name = resolve_backend(backend, x.device)
-    if backend == "auto" and x.numel() < TRITON_MIN_NUMEL:
+    if backend == "auto" and (x.numel() < TRITON_MIN_NUMEL or D > MAX_D):
         name = "torch"
+    if name == "triton" and D > MAX_D:
+        raise ValueError(f"backend='triton' normalizes rows of at most {MAX_D} elements, got "
+                         f"D = {D}; use backend='torch'")
     if weight is not None:
         _check_tensor("weight", weight, "norms")
         _check_device("weight", weight, x.device, "x")
         if tuple(weight.shape) != (D,):
-            raise ValueError(f"weight must have shape (D,) = {(D,)} for x of shape {tuple(x.shape)}, "
-                             f"got {tuple(weight.shape)}")
+            raise ValueError(f"weight must have shape (D,) = {(D,)} for x of shape "
+                             f"{tuple(x.shape)}, got {tuple(weight.shape)}")
         weight = _as(weight, cdt)  # a differentiable cast: the gradient reaches the caller's dtype
     if name == "triton":
         try:
             from ._triton_norm import rms_norm_triton
         except ImportError as exc:  # triton present but broken (version, driver)
-            raise RuntimeError(f"backend='triton' failed to import its kernels ({exc}); use backend='torch'") from exc
+            raise RuntimeError(f"backend='triton' failed to import its kernels ({exc}); "
+                               "use backend='torch'") from exc
         return rms_norm_triton(x, weight, float(eps), cdt)
     return F.rms_norm(x.to(cdt), (D,), weight, float(eps)).to(x.dtype)

@@ -39,6 +39,7 @@ import math
 
 import torch
 
+from ._backends import refuse_create_graph
 from ._math import add_skip, compute_dtype, discretize_delta, gate_output
 
 __all__ = ["selective_scan_torch"]
@@ -225,8 +226,11 @@ class _ScanCore(torch.autograd.Function):
         return y, hs[0].clone()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, gy, gh):
+        # In-place sweeps below record no graph: refuse create_graph=True outright
+        # (once_differentiable would miss second derivatives through the inputs).
+        refuse_create_graph("selective_scan (backend='torch')",
+                            "use selective_scan_ref, the plain differentiable definition")
         dt, u, A, B, C, starts = ctx.saved_tensors
         T = ctx.T
         L = dt.shape[0]

@@ -35,7 +35,8 @@ lets the compiler coalesce along whichever axis is contiguous.
 
 The backward pass recomputes :math:`p` from the input (nothing but the inputs
 is saved), forms :math:`\bar p` once for its tile and the ``K - 1`` steps
-after it, parks that in a per-program scratch row and reads it back at the
+after it, parks that in a per-program scratch row (all rows together about the
+size of ``x`` in float32, alive during the backward) and reads it back at the
 ``K`` shifts :math:`\bar x` needs (recomputing :math:`p` at every shift, ``K·K``
 tap loads and ``K`` sigmoids per step, made the backward five times slower
 than its bytes on an H100), writes :math:`\bar x` for its tile and the per-tile channel sums of
@@ -58,7 +59,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._backends import on_device
+from ._backends import on_device, refuse_create_graph
 
 __all__ = ["MAX_K", "causal_conv1d_triton"]
 
@@ -158,8 +159,8 @@ def _bias(b_ptr, d, dm, HAS_BIAS: tl.constexpr, cdt, BD: tl.constexpr):
 
 
 @triton.jit
-def _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, row, pid_b, L,
-              sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K: tl.constexpr,
+def _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, t0, row, pid_b,
+              L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K: tl.constexpr,
               KP: tl.constexpr, HAS_INIT: tl.constexpr, HAS_BIAS: tl.constexpr,
               SILU: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr, cdt):
     """One tile's x gradient, stored, and its weight and bias gradient partial sums.
@@ -172,20 +173,21 @@ def _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, 
     """
     g0 = _dpre(xb, ib, w_ptr, bias, gb, d, d64, dm, t, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l,
                K, HAS_INIT, SILU, cdt)  # (BD, BT)
-    j = tl.arange(0, BT)  # (BT,)
-    jh = tl.arange(0, KP)  # (KP,)
-    W: tl.constexpr = BT + KP
-    rows = tl.arange(0, BD)[:, None] * W  # (BD, 1)
-    gh = _dpre(xb, ib, w_ptr, bias, gb, d, d64, dm, tl.min(t, axis=0) + BT + jh, L, sx_d, sx_l, si_d, si_l,
-               sg_d, sg_l, K, HAS_INIT, SILU, cdt)  # (BD, KP): the steps after the tile
-    tl.store(scr + rows + j[None, :], g0)
-    tl.store(scr + rows + (BT + jh)[None, :], gh)
-    tl.debug_barrier()  # the shifted reads below cross other threads' writes
     wl = tl.load(w_ptr + d * K + (K - 1), mask=dm, other=0.0)  # (BD,)
     dx = wl[:, None] * g0  # (BD, BT)
-    for k in tl.static_range(K - 1):
-        wk = tl.load(w_ptr + d * K + k, mask=dm, other=0.0)  # (BD,)
-        dx += wk[:, None] * tl.load(scr + rows + (j + (K - 1 - k))[None, :])  # p̄_{s+K-1-k}
+    if K > 1:
+        j = tl.arange(0, BT)  # (BT,)
+        jh = tl.arange(0, KP)  # (KP,)
+        W: tl.constexpr = BT + KP
+        rows = tl.arange(0, BD)[:, None] * W  # (BD, 1)
+        gh = _dpre(xb, ib, w_ptr, bias, gb, d, d64, dm, t0 + BT + jh, L, sx_d, sx_l, si_d,
+                   si_l, sg_d, sg_l, K, HAS_INIT, SILU, cdt)  # (BD, KP): the steps after the tile
+        tl.store(scr + rows + j[None, :], g0)
+        tl.store(scr + rows + (BT + jh)[None, :], gh)
+        tl.debug_barrier()  # the shifted reads below cross other threads' writes
+        for k in tl.static_range(K - 1):
+            wk = tl.load(w_ptr + d * K + k, mask=dm, other=0.0)  # (BD,)
+            dx += wk[:, None] * tl.load(scr + rows + (j + (K - 1 - k))[None, :])  # p̄_{s+K-1-k}
     tl.store(dx_ptr + pid_b * so_b + d64[:, None] * so_d + t.to(tl.int64)[None, :] * so_l,
              dx.to(dx_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
 
@@ -262,20 +264,21 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
 
     row = pid.to(tl.int64) * dim  # pid = pid_b * n_t + pid_t
     scr = scr_ptr + (pid.to(tl.int64) * tl.num_programs(1) + tl.program_id(1)) * (BD * (BT + KP))
+    t0 = pid_t * BT
     # As in the forward pass, only the first time block reads initial_state.
     if HAS_INIT:
         if pid_t == 0:
-            _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, row,
+            _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, t0, row,
                       pid_b, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, KP, True,
                       HAS_BIAS, SILU, BD, BT, cdt)
         else:
-            _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, row,
+            _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, t0, row,
                       pid_b, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, KP, False,
                       HAS_BIAS, SILU, BD, BT, cdt)
     else:
-        _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, row, pid_b,
-                  L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, KP, False, HAS_BIAS,
-                  SILU, BD, BT, cdt)
+        _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, t0, row,
+                  pid_b, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, KP, False,
+                  HAS_BIAS, SILU, BD, BT, cdt)
 
     if HAS_INIT:  # noqa: SIM102 (a compile-time flag, then a runtime test)
         if pid_t == 0:
@@ -355,8 +358,11 @@ def _backward(dy, x, weight, bias, init, silu: bool):
     db = torch.empty(grid[0], dim, device=x.device, dtype=cdt) if bias is not None else dw
     dinit = (torch.empty(b, dim, K - 1, device=x.device, dtype=cdt) if has_init else dw)
     KP = max(2, _next_pow2(K - 1))
-    # Each program's p̄ (its tile and the K - 1 steps after it), read back shifted.
-    scratch = torch.empty(grid[0] * grid[1] * BD * (BT + KP), device=x.device, dtype=cdt)
+    # Each program's p̄ (its tile and the K - 1 steps after it), read back shifted:
+    # transient, about the size of x in float32 (its price for not recomputing
+    # the pre-activation K times).
+    scratch = torch.empty(grid[0] * grid[1] * BD * (BT + KP) if K > 1 else 1, device=x.device,
+                          dtype=cdt)
     _bwd_kernel[grid](
         x, init if has_init else weight, weight, bias if bias is not None else weight, dy, dx,
         dinit, dw, db, scratch, dim, L, *x.stride(), *(init.stride() if has_init else (0, 0, 0)),
@@ -382,6 +388,7 @@ class _CausalConv1dTriton(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
+        refuse_create_graph("causal_conv1d (backend='triton')", "use backend='torch'")
         x, weight, bias, init = ctx.saved_tensors
         with on_device(x):
             dx, dw, db, dh = _backward(dy, x, weight, bias, init, ctx.silu)

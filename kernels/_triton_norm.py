@@ -36,6 +36,7 @@ import triton
 import triton.language as tl
 
 from ._backends import on_device
+from ._rms_norm import MAX_D  # noqa: F401 (the widest row these kernels take)
 
 __all__ = ["rms_norm_triton"]
 
@@ -117,21 +118,40 @@ class _RMSNormTriton(torch.autograd.Function):
     def forward(ctx, x2, w, eps, cdt):
         y, rstd = _forward(x2, w, eps, cdt)
         ctx.save_for_backward(x2, w, rstd)
+        ctx.eps = eps
         return y
 
     @staticmethod
     def backward(ctx, gy):
         x2, w, rstd = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: the kernels' outputs would carry no graph, and a
+            # second derivative would silently miss terms; the same formulas in
+            # differentiable torch ops instead (rare, so speed does not matter).
+            return (*_backward_differentiable(x2, w, gy, ctx.eps, rstd.dtype), None, None)
         M, D = x2.shape
         BM, BD, nw = _blocks(D, _interpreting())
         grid = triton.cdiv(M, BM)
         dx = torch.empty_like(x2)
-        dw_part = torch.empty(grid, D, device=x2.device, dtype=rstd.dtype) if w is not None else rstd
+        dw_part = (torch.empty(grid, D, device=x2.device, dtype=rstd.dtype) if w is not None
+                   else rstd)
         with on_device(x2):
-            _bwd_kernel[(grid,)](x2, w if w is not None else rstd, gy.contiguous(), rstd, dx, dw_part,
-                                 M, D, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
+            _bwd_kernel[(grid,)](x2, w if w is not None else rstd, gy.contiguous(), rstd, dx,
+                                 dw_part, M, D, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
         dw = dw_part.sum(0) if w is not None and ctx.needs_input_grad[1] else None
         return dx, dw, None, None
+
+
+def _backward_differentiable(x2, w, gy, eps, cdt):
+    """``(dx, dw)`` of the module docstring's formulas, in differentiable torch ops."""
+    x = x2.to(cdt)  # (M D)
+    r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)  # (M 1)
+    xhat = x * r  # (M D)
+    g = gy.to(cdt)  # (M D)
+    wg = g * w if w is not None else g  # (M D)
+    dx = (wg - xhat * (wg * xhat).mean(-1, keepdim=True)) * r  # (M D)
+    dw = (g * xhat).sum(0) if w is not None else None  # (D,)
+    return dx.to(x2.dtype), dw
 
 
 def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float,
@@ -141,7 +161,7 @@ def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float,
     Parameters
     ----------
     x : torch.Tensor
-        ``(..., D)``, any float dtype; made contiguous.
+        ``(..., D)`` with ``D <= MAX_D``, any float dtype; made contiguous.
     weight : torch.Tensor or None
         ``(D,)``, contiguous, in ``cdt``.
     eps : float
@@ -169,7 +189,8 @@ def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float,
     x2 = x.reshape(-1, shape[-1])
     x2 = x2 if x2.is_contiguous() else x2.contiguous()
     with on_device(x2):
-        if torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad)):
+        grad = x.requires_grad or (weight is not None and weight.requires_grad)
+        if torch.is_grad_enabled() and grad:
             y = _RMSNormTriton.apply(x2, weight, float(eps), cdt)
         else:
             y, _ = _forward(x2, weight, float(eps), cdt)

@@ -31,8 +31,11 @@ state folded into the first ``b``; chunk end states are read off that scan.
 Loads and stores of ``(T, BD)`` tiles run along ``L``, the contiguous axis,
 and Triton pipelines them under the arithmetic. The backward's reverse
 recurrence is a forward scan of time-flipped tiles (the compiled
-``reverse=True`` scan moved every element across lanes), and the channel sums
-of the B and C gradients are added into float32 buffers with atomics.
+``reverse=True`` scan moved every element across lanes); the gradients summed
+over programs (those of A, D, delta_bias, and the channel sums of B and C)
+are added with atomics into zeroed buffers in the compute dtype, so they are
+not bitwise reproducible from run to run (the backward alerts under
+``torch.use_deterministic_algorithms``).
 ``exp2`` with ``log2 e`` folded into ``A`` runs on the MUFU; in float32 on a
 GPU so do softplus's log and the divisions.
 
@@ -59,13 +62,14 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
-from ._backends import on_device
+from ._backends import on_device, refuse_create_graph
 
 __all__ = ["selective_scan_triton"]
 
@@ -389,7 +393,7 @@ def _bwd_kernel(
     scr_ptr,      # (b, R, ndb, K, NP, BD) per-program chunk-state scratch
     du_ptr, ddelta_ptr, dz_ptr,                   # (b, dim, L)
     dA_ptr, dD_ptr, dbias_ptr,                    # (dim, N), (dim,), (dim,): zeroed, atomics
-    dB_ptr, dC_ptr,                               # var: (b, G, N, L); const: (dim, N); zeroed, atomics
+    dB_ptr, dC_ptr,                               # var (b G N L) or const (dim N); zeroed, atomics
     dh0_ptr,                                      # (b, dim, N)
     qz_ptr, sq_ptr,                               # CARRY_ONLY: (b, R, dim, N), (b, R, dim)
     dim, L, cpgB, GB, cpgC, GC, nseg, spr, R, ndb,
@@ -816,17 +820,18 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else dummy
     dh0 = torch.empty(b, dim, N, device=dev, dtype=cdt) if initial_state is not None else dummy
-    # Every gradient the kernel accumulates with atomics lives in one zeroed
-    # buffer: one memset instead of one per tensor (each launch costs tens of
-    # microseconds of host time, the whole GPU time of a short scan).
-    shapes = dict(B=B.shape if pr.var_b else (dim, N),     # the large ones first: aligned
-                  C=C.shape if pr.var_c else (dim, N), A=(dim, N),
-                  D=(dim,) if D is not None else None,
-                  delta_bias=(dim,) if delta_bias is not None else None)
-    sizes_acc = {k: math.prod(v) for k, v in shapes.items() if v is not None}
-    acc = torch.zeros(sum(sizes_acc.values()), device=dev, dtype=cdt)
-    views = dict(zip(sizes_acc, acc.split(list(sizes_acc.values()))))
-    views = {k: v.view(shapes[k]) for k, v in views.items()}
+    # The gradients the kernel accumulates with atomics live in two zeroed
+    # buffers, the per-step B/C ones and the per-channel ones: two memsets
+    # instead of one per tensor plus host sums (each launch costs tens of
+    # microseconds of host time, the whole GPU time of a short scan). Two, so
+    # that a parameter's .grad (a view) does not keep the large ones alive.
+    views = _zeroed_views(dict(B=B.shape if pr.var_b else None, C=C.shape if pr.var_c else None),
+                          dev, cdt)
+    views.update(_zeroed_views(dict(A=(dim, N), B=None if pr.var_b else (dim, N),
+                                    C=None if pr.var_c else (dim, N),
+                                    D=(dim,) if D is not None else None,
+                                    delta_bias=(dim,) if delta_bias is not None else None),
+                               dev, cdt))
     _bwd_kernel[grid](*ptrs, ckpt, qin if qin is not None else dummy, scratch, du, ddelta, dz,
                       views["A"], views.get("D", dummy), views.get("delta_bias", dummy),
                       views["B"], views["C"], dh0, dummy, dummy, *sizes,
@@ -838,6 +843,33 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     grads.setdefault("D", None)
     grads.setdefault("delta_bias", None)
     return grads
+
+
+def _alert_atomics(what: str) -> None:
+    """Honour ``torch.use_deterministic_algorithms``: this backward sums with atomics."""
+    if torch.are_deterministic_algorithms_enabled():
+        msg = (f"{what} adds gradients with atomics, so they are not bitwise reproducible; "
+               "use backend='torch' for deterministic gradients")
+        if torch.is_deterministic_algorithms_warn_only_enabled():
+            warnings.warn(msg, UserWarning, stacklevel=3)
+        else:
+            raise RuntimeError(msg)
+
+
+def _zeroed_views(shapes: dict, device, dtype) -> dict:
+    """Zeroed tensors of ``shapes`` (None: skipped) as views of one buffer, each 16-byte aligned."""
+    shapes = {k: v for k, v in shapes.items() if v is not None}
+    if not shapes:
+        return {}
+    align = 128 // torch.finfo(dtype).bits  # elements per 16 bytes
+    sizes = [math.prod(v) for v in shapes.values()]
+    padded = [-(-n // align) * align for n in sizes]
+    buf = torch.zeros(sum(padded), device=device, dtype=dtype)
+    out, start = {}, 0
+    for (k, shape), n, m in zip(shapes.items(), sizes, padded):
+        out[k] = buf[start:start + n].view(shape)
+        start += m
+    return out
 
 
 class _SelectiveScanTriton(torch.autograd.Function):
@@ -853,6 +885,9 @@ class _SelectiveScanTriton(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dlast):
+        refuse_create_graph("selective_scan (backend='triton')",
+                            "use selective_scan_ref, the plain differentiable definition")
+        _alert_atomics("selective_scan backward (backend='triton')")
         u, delta, A, B, C, D, z, delta_bias, initial_state, ckpt = ctx.saved_tensors
         if dy is None:
             dy = torch.zeros_like(u)

@@ -330,3 +330,21 @@ def test_public_names_documented():
     for name in K.__all__:
         obj = getattr(K, name)
         assert obj.__doc__ and "Examples" in obj.__doc__, name
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_higher_derivatives_are_refused_not_wrong(backend):
+    """The fused backward passes record no graph: create_graph=True raises instead
+    of returning second derivatives that silently miss terms."""
+    g = torch.Generator().manual_seed(0)
+    b, d, L, N = 1, 3, 6, 2
+    u = torch.randn(b, d, L, generator=g, dtype=torch.float64, requires_grad=True)
+    delta = torch.rand(b, d, L, generator=g, dtype=torch.float64)
+    A = -torch.rand(d, N, generator=g, dtype=torch.float64)
+    B, C = torch.randn(b, N, L, generator=g, dtype=torch.float64), torch.randn(b, N, L, generator=g, dtype=torch.float64)
+    y = selective_scan(u * u, delta, A, B, C, backend=backend)
+    with pytest.raises(RuntimeError, match="differentiable once.*selective_scan_ref"):
+        torch.autograd.grad(y.sum(), u, create_graph=True)
+    (gu,) = torch.autograd.grad(selective_scan(u, delta, A, B, C, backend=backend).sum(), u)
+    (gr,) = torch.autograd.grad(selective_scan_ref(u, delta, A, B, C).sum(), u)
+    torch.testing.assert_close(gu, gr)  # first derivatives unaffected

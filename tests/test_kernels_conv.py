@@ -396,3 +396,16 @@ def test_docstring_examples_run():
     for mod in (cc, tc):
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, mod.__name__
+
+
+def test_triton_refuses_higher_derivatives(rng):
+    x = torch.tensor(rng.standard_normal((1, 3, 9)), dtype=torch.float64, device=DEV,
+                     requires_grad=True)
+    w = torch.tensor(rng.standard_normal((3, 4)), dtype=torch.float64, device=DEV)
+    y = causal_conv1d(x * x, w, activation="silu", backend="triton")
+    with pytest.raises(RuntimeError, match="differentiable once.*backend='torch'"):
+        torch.autograd.grad(y.sum(), x, create_graph=True)
+    # The torch path is F.conv1d: second derivatives work there.
+    y = causal_conv1d(x * x, w, activation="silu", backend="torch")
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    assert torch.autograd.grad(g.sum(), x)[0].shape == x.shape

@@ -129,3 +129,35 @@ def test_auto_takes_triton_only_for_large_inputs(rng, monkeypatch):
     assert calls == [1]
     rms_norm(x[:1], w, backend="triton")  # an explicit choice is always honoured
     assert calls == [1, 1]
+
+
+def test_wide_rows_and_extreme_eps(rng, monkeypatch):
+    """Rows wider than the kernels' registers: an explicit Triton request is refused,
+    "auto" takes PyTorch's op; eps is bounded so that it splits into float32."""
+    x = torch.randn(2, _rms_norm.MAX_D + 1, device=DEV, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"at most 8192 elements, got D = 8193"):
+        rms_norm(x, backend="triton")
+    monkeypatch.setattr(_rms_norm, "resolve_backend", lambda backend, device: "triton")  # as on CUDA
+    monkeypatch.setattr(_rms_norm, "TRITON_MIN_NUMEL", 1)
+    torch.testing.assert_close(rms_norm(x), reference(x, None, 1e-5))  # auto: the torch path
+    with pytest.raises(ValueError, match="at most 1e38"):
+        rms_norm(x[:, :4], eps=3e38)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_second_derivatives(rng, backend):
+    """create_graph=True gives exact second derivatives on both paths (the
+    Triton backward then switches to differentiable torch ops)."""
+    x, w = make(rng, (3, 5), torch.float64)
+    x.requires_grad_(True)
+    w.requires_grad_(True)
+    v = torch.tensor(rng.standard_normal((3, 5)), dtype=torch.float64, device=DEV)
+
+    def hvp(f):
+        g = torch.autograd.grad((f(x * x, w) * v).sum(), (x, w), create_graph=True)
+        return torch.autograd.grad(sum(t.pow(2).sum() for t in g), (x, w))
+
+    mine = hvp(lambda a, b: rms_norm(a, b, 1e-3, backend=backend))
+    ref = hvp(lambda a, b: reference(a, b, 1e-3))
+    for a, b in zip(mine, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)

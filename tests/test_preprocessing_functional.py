@@ -145,6 +145,31 @@ def test_standardize_leaves_missing_samples_out(rng, center, scale):
     np.testing.assert_allclose(sc.inverse_transform(sc.transform(X)), X, rtol=1e-12, atol=1e-12)
 
 
+def test_standardize_missing_edge_cases(rng):
+    X = rng.standard_normal((3, 2, 12))
+    X[0, 1] = 4.0
+    X[0, 1, [2, 7]] = np.nan  # a constant series with gaps maps to exactly 0
+    Z = pp.standardize(X)
+    np.testing.assert_array_equal(Z[0, 1][~np.isnan(Z[0, 1])], 0.0)
+    X[1, 0, :5] = np.nan
+    obs = X[1, 0, 5:]
+    np.testing.assert_allclose(pp.standardize(X, with_mean=False)[1, 0, 5:], obs / obs.std(), rtol=1e-12)
+    np.testing.assert_allclose(pp.standardize(X, with_std=False)[1, 0, 5:], obs - obs.mean(), rtol=1e-12)
+    # Pooled statistics need every channel observed somewhere in fit.
+    X[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"channel\(s\) \[1\] have no observed sample"):
+        pp.Standardize(per_series=False).fit(X)
+    # inf is not a missing sample: still refused.
+    X[2, 0, 3] = np.inf
+    with pytest.raises(ValueError, match="inf"):
+        pp.Standardize().fit_transform(X)
+
+
+def test_standardize_overflow_still_warns():
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        pp.standardize(np.array([[1e200, -1e200, 1e200, 3.0]]))
+
+
 def test_standardize_all_missing_is_quiet(rng):
     X = rng.standard_normal((2, 9))
     X[1] = np.nan

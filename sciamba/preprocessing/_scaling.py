@@ -37,8 +37,10 @@ def location_scale(
     else:  # the plain reductions are much faster than the NaN-aware ones
         mean, median, std, pct, mx, mn = np.mean, np.median, np.std, np.percentile, np.max, np.min
     with warnings.catch_warnings():
-        # All-NaN series warn ("Mean of empty slice"); their NaN statistics are the answer.
-        warnings.simplefilter("ignore", RuntimeWarning)
+        # All-NaN series warn; their NaN statistics are the answer. Only those
+        # warnings are silenced (an overflow, say, still warns).
+        warnings.filterwarnings("ignore", "Mean of empty slice|All-NaN slice|Degrees of freedom",
+                                RuntimeWarning)
         top = mx(x, axis=axes, keepdims=True)
         constant = top - mn(x, axis=axes, keepdims=True) == 0
         if with_mean:
@@ -84,8 +86,9 @@ class Standardize(OneToOneSeriesMixin, SeriesTransformer):
     NaN marks a missing sample (the estimators' convention for padding and
     gaps): it is left out of the statistics and stays NaN in the output, as
     with scikit-learn's scalers, so NaN-padded series of unequal length can
-    be standardized before a :class:`sciamba.MambaClassifier`. A series with
-    no observed sample comes back all NaN.
+    be standardized before a :class:`sciamba.MambaClassifier`. With
+    ``per_series=True`` a series with no observed sample comes back all NaN;
+    with ``per_series=False`` a channel with none in ``fit`` is an error.
 
     Parameters
     ----------
@@ -165,6 +168,14 @@ class Standardize(OneToOneSeriesMixin, SeriesTransformer):
 
     def _fit_series(self, x, times):
         c, s = self._stats(x, self.per_series)
+        if not self.per_series and np.isnan(c).any():
+            # Pooled statistics are applied to new data: a channel never observed
+            # here would turn every later transform of it into NaN.
+            raise ValueError(
+                f"Standardize(per_series=False): channel(s) {np.flatnonzero(np.isnan(c)).tolist()} "
+                "have no observed sample (all NaN) in fit, so they have no center or scale; "
+                "drop them or fill them first (sciamba.preprocessing.FillMissing)"
+            )
         if self.per_series:
             self.center_, self.scale_ = c[..., 0], s[..., 0]  # (n_series,) or (n_series, C)
         else:
