@@ -238,3 +238,37 @@ def test_no_grad_path_matches_grad_path(rng, tiles):
     assert math.isfinite(float(y0.abs().sum()))
     assert isinstance(y0, torch.Tensor) and not isinstance(y0, tuple)
     assert np.isfinite(y0.cpu().numpy()).all()
+
+
+def test_parameter_grads_do_not_pin_the_large_buffers(rng, tiles):
+    """D.grad (a view of the per-channel accumulator) must not keep the per-step
+    B and C gradients alive, and every accumulator view is 16-byte aligned."""
+    tiles(BD=4)
+    ins = {k: (v.requires_grad_(True) if v is not None else None)
+           for k, v in make_case(rng, 2, 5, 33, 3, h0=False).items()}
+    y = ts.selective_scan_triton(*[ins[k] for k in ARGS[:8]], True, False, None)
+    y.sum().backward()
+    small = ins["D"].grad.untyped_storage().nbytes()
+    assert small < ins["B"].grad.untyped_storage().nbytes()
+    assert small <= 8 * (5 * 3 + 5 + 5 + 8)  # A, D, delta_bias (+ alignment padding)
+    for k in ("A", "B", "C", "D", "delta_bias"):
+        assert ins[k].grad.data_ptr() % 16 == 0, k
+
+
+def test_deterministic_mode_is_honoured(rng, tiles):
+    """The backward adds gradients with atomics: torch.use_deterministic_algorithms
+    makes it raise (or warn with warn_only) instead of silently varying."""
+    tiles(BD=4)
+    ins = {k: (v.requires_grad_(True) if v is not None else None)
+           for k, v in make_case(rng, 1, 3, 9, 2).items()}
+    y = ts.selective_scan_triton(*[ins[k] for k in ARGS[:8]], True, False, None)
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(True)
+        with pytest.raises(RuntimeError, match="atomics.*backend='torch'"):
+            y.sum().backward(retain_graph=True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        with pytest.warns(UserWarning, match="atomics"):
+            y.sum().backward()
+    finally:
+        torch.use_deterministic_algorithms(before)
