@@ -84,14 +84,15 @@ def _data(rng, n=24, L=20):
 
 def test_classifier_embeddings_and_pickle(rng):
     X, y = _data(rng)
-    assert isinstance(MambaClassifier(**TINY).fit(X, y).model_.embed, torch.nn.Linear)  # default
-    clf = MambaClassifier(**TINY, stem_kernels=(3, 9, 19)).fit(X, y)
+    clf = MambaClassifier(**TINY).fit(X, y)  # the defaults: stem (3, 9, 19), no head dropout
     assert isinstance(clf.model_.embed, ConvStem) and clf.model_.embed.kernels == (3, 9, 19)
-    assert clf.model_.head_dropout.p == 0.3  # the default
+    assert clf.model_.head_dropout is None
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
-    lin = MambaClassifier(**TINY, stem_kernels=(), head_dropout=0.0).fit(X, y)
-    assert isinstance(lin.model_.embed, torch.nn.Linear) and lin.model_.head_dropout is None
+    lin = MambaClassifier(**TINY, stem_kernels=None, head_dropout=0.25).fit(X, y)
+    assert isinstance(lin.model_.embed, torch.nn.Linear) and lin.model_.head_dropout.p == 0.25
+    again = pickle.loads(pickle.dumps(lin))
+    np.testing.assert_array_equal(again.predict_proba(X), lin.predict_proba(X))
 
 
 @pytest.mark.parametrize(
