@@ -337,11 +337,15 @@ def test_higher_derivatives_are_refused_not_wrong(backend):
     """The fused backward passes record no graph: create_graph=True raises instead
     of returning second derivatives that silently miss terms."""
     g = torch.Generator().manual_seed(0)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"  # Triton: compiled, or interpreted on CPU
+
+    def rand(*shape, f=torch.randn):
+        return f(*shape, generator=g, dtype=torch.float64).to(dev)
+
     b, d, L, N = 1, 3, 6, 2
-    u = torch.randn(b, d, L, generator=g, dtype=torch.float64, requires_grad=True)
-    delta = torch.rand(b, d, L, generator=g, dtype=torch.float64)
-    A = -torch.rand(d, N, generator=g, dtype=torch.float64)
-    B, C = torch.randn(b, N, L, generator=g, dtype=torch.float64), torch.randn(b, N, L, generator=g, dtype=torch.float64)
+    u = rand(b, d, L).requires_grad_(True)
+    delta, A = rand(b, d, L, f=torch.rand), -rand(d, N, f=torch.rand)
+    B, C = rand(b, N, L), rand(b, N, L)
     y = selective_scan(u * u, delta, A, B, C, backend=backend)
     with pytest.raises(RuntimeError, match="differentiable once.*selective_scan_ref"):
         torch.autograd.grad(y.sum(), u, create_graph=True)
