@@ -51,7 +51,8 @@ def test_float64_values_and_gradients(rng, backend, shape, weight):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.bfloat16, 1e-2)])
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.bfloat16, 1e-2),
+                                        (torch.float16, 2e-3)])
 def test_low_precision_keeps_its_dtype(rng, backend, dtype, tol):
     x, w = make(rng, (6, 33), dtype)
     w32 = w.float().requires_grad_(True)

@@ -272,3 +272,18 @@ def test_deterministic_mode_is_honoured(rng, tiles):
             y.sum().backward()
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+def test_backward_uses_its_own_range_floor(monkeypatch):
+    """min_range_bwd (not min_range) sets the backward's shortest time range."""
+    seen = []
+    monkeypatch.setattr(ts, "_ranges", lambda programs, nseg, device, R, warps, fill, min_segs=1,
+                        enough=0: seen.append(min_segs) or (1, nseg))
+    cfg = ts._Config(BD=4, T_fwd=4, T_bwd=2, SEG=8, num_warps=1, min_range=64, min_range_bwd=16)
+    u, A = torch.zeros(1, 4, 100), torch.zeros(4, 2)
+    B = torch.zeros(1, 1, 2, 100)
+    ts._problem(u, A, B, B, cfg)
+    ts._problem(u, A, B, B, cfg, backward=True)
+    ts._problem(u, A, B, B, ts._Config(BD=4, T_fwd=4, T_bwd=2, SEG=8, num_warps=1, min_range=64),
+                backward=True)
+    assert seen == [64 // 8, 16 // 8, 64 // 8]
