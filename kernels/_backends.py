@@ -35,6 +35,15 @@ def _interpret_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def grad_needed(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd will record an op on ``tensors`` (None entries ignored).
+
+    The fused ops take their autograd.Function only then: without a gradient
+    they skip saving checkpoints and the Function's overhead.
+    """
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 @dataclasses.dataclass(frozen=True)
 class BackendReport:
     """What :func:`available_backends` found.

@@ -39,7 +39,7 @@ import math
 
 import torch
 
-from ._backends import refuse_create_graph
+from ._backends import grad_needed, refuse_create_graph
 from ._math import add_skip, compute_dtype, discretize_delta, gate_output
 
 __all__ = ["selective_scan_torch"]
@@ -330,8 +330,7 @@ def selective_scan_torch(
     h = _state_major(h0, G)  # (b G N H)
     T = _chunk_len(L, b * d * N, N)
     Ls = _segment_len(L, b * d, T)
-    tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-    track = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    track = grad_needed(u, delta, A, B, C, D, z, delta_bias, initial_state)
     y = None if track else u.new_empty(b, d, L)  # (b d L)
     pieces = []
     for s0 in range(0, L, Ls):

@@ -59,7 +59,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._backends import on_device, refuse_create_graph
+from ._backends import grad_needed, on_device, refuse_create_graph
 
 __all__ = ["MAX_K", "causal_conv1d_triton"]
 
@@ -436,9 +436,7 @@ def causal_conv1d_triton(x, weight, bias=None, initial_state=None, silu=False):
     >>> causal_conv1d_triton(x, w, silu=True).shape  # doctest: +SKIP
     torch.Size([2, 8, 100])
     """
-    tensors = (x, weight, bias, initial_state)
-    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     with on_device(x):
-        if needs_grad:
+        if grad_needed(x, weight, bias, initial_state):
             return _CausalConv1dTriton.apply(x, weight, bias, initial_state, bool(silu))
         return _forward(x, weight, bias, initial_state, bool(silu))

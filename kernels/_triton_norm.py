@@ -28,15 +28,13 @@ Sums are carried in float32 (float64 for float64 input).
 
 from __future__ import annotations
 
-import os
 import struct
 
 import torch
 import triton
 import triton.language as tl
 
-from ._backends import on_device
-from ._rms_norm import MAX_D  # noqa: F401 (the widest row these kernels take)
+from ._backends import _interpret_enabled, grad_needed, on_device
 
 __all__ = ["rms_norm_triton"]
 
@@ -97,13 +95,9 @@ def _blocks(D: int, interpret: bool) -> tuple[int, int, int]:
     return BM, BD, 4 if BM * BD <= 4096 else 8
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
 def _forward(x2, w, eps, cdt):
     M, D = x2.shape
-    BM, BD, nw = _blocks(D, _interpreting())
+    BM, BD, nw = _blocks(D, _interpret_enabled())
     y = torch.empty_like(x2)
     rstd = torch.empty(M, device=x2.device, dtype=cdt)
     eps_hi = struct.unpack("f", struct.pack("f", eps))[0]  # eps = eps_hi + eps_lo
@@ -130,7 +124,7 @@ class _RMSNormTriton(torch.autograd.Function):
             # differentiable torch ops instead (rare, so speed does not matter).
             return (*_backward_differentiable(x2, w, gy, ctx.eps, rstd.dtype), None, None)
         M, D = x2.shape
-        BM, BD, nw = _blocks(D, _interpreting())
+        BM, BD, nw = _blocks(D, _interpret_enabled())
         grid = triton.cdiv(M, BM)
         dx = torch.empty_like(x2)
         dw_part = (torch.empty(grid, D, device=x2.device, dtype=rstd.dtype) if w is not None
@@ -161,7 +155,8 @@ def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float,
     Parameters
     ----------
     x : torch.Tensor
-        ``(..., D)`` with ``D <= MAX_D``, any float dtype; made contiguous.
+        ``(..., D)`` with ``D <= _rms_norm.MAX_D`` (whole rows sit in registers),
+        any float dtype; made contiguous.
     weight : torch.Tensor or None
         ``(D,)``, contiguous, in ``cdt``.
     eps : float
@@ -189,8 +184,7 @@ def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float,
     x2 = x.reshape(-1, shape[-1])
     x2 = x2 if x2.is_contiguous() else x2.contiguous()
     with on_device(x2):
-        grad = x.requires_grad or (weight is not None and weight.requires_grad)
-        if torch.is_grad_enabled() and grad:
+        if grad_needed(x, weight):
             y = _RMSNormTriton.apply(x2, weight, float(eps), cdt)
         else:
             y, _ = _forward(x2, weight, float(eps), cdt)

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -69,7 +68,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._backends import on_device, refuse_create_graph
+from ._backends import _interpret_enabled, grad_needed, on_device, refuse_create_graph
 
 __all__ = ["selective_scan_triton"]
 
@@ -651,11 +650,7 @@ _FAST = True  # benchmarks may turn the inline-PTX approximations off to compare
 
 def _fast_math(u: torch.Tensor, cdt: torch.dtype) -> bool:
     """MUFU approximations through inline PTX: float32 math compiled for CUDA only."""
-    return _FAST and cdt == torch.float32 and u.device.type == "cuda" and not _interpreting()
-
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return _FAST and cdt == torch.float32 and u.device.type == "cuda" and not _interpret_enabled()
 
 
 @functools.lru_cache(maxsize=None)
@@ -955,14 +950,11 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     >>> y.shape, h.shape  # doctest: +SKIP
     (torch.Size([1, 3, 5]), torch.Size([1, 3, 2]))
     """
-    interpret = _interpreting()
+    interpret = _interpret_enabled()
     cfg = _CONFIG_OVERRIDE or _default_config(A.shape[1], interpret)
     pr = _problem(u, A, B, C, cfg)
-    tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in tensors)
     with on_device(u):
-        if needs_grad:
+        if grad_needed(u, delta, A, B, C, D, z, delta_bias, initial_state):
             y, last = _SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
                                                  initial_state, bool(delta_softplus), pr)
         else:
