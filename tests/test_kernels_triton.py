@@ -111,6 +111,12 @@ CASES = [
     # N = 16 (the Mamba default) with one group over two channel blocks
     (1, 9, 64, 16, 1, True, True, True, True, True, True, True, dict(BD=8, T_fwd=8, T_bwd=4,
                                                                        SEG=16, R=2)),
+    # a checkpoint at every backward chunk (SEG = T_bwd: no recomputation pass), with ranges,
+    # and two chunks per segment (the pass recomputes one)
+    (2, 6, 45, 3, 1, True, True, True, True, True, True, True, dict(BD=4, T_fwd=2, T_bwd=4,
+                                                                      SEG=4, R=3)),
+    (1, 5, 23, 4, 1, False, True, True, True, True, True, True, dict(BD=4, T_fwd=4, T_bwd=4,
+                                                                       SEG=8)),
     # N = 64, a channel block of 16 partly masked
     (1, 5, 9, 64, 1, True, True, True, True, True, True, True, dict(BD=16, T_fwd=2, T_bwd=2)),
 ]
