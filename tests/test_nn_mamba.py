@@ -357,6 +357,25 @@ def test_bf16_autocast_on_gpu(rng):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
 
 
+def test_bf16_autocast_on_cpu(rng):
+    """The block casts its input and input projection once to autocast's dtype: same model,
+    bf16 accuracy, and gradients for every parameter (the input weight through its split)."""
+    _seed(rng)
+    net = Mamba(16, 2, d_state=4, backend="torch", bidirectional=True)
+    x = torch.randn(2, 37, 16)
+    y32 = net(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y16 = net(x)
+    assert _rel(y16.float(), y32) < 5e-2
+    y16.float().square().sum().backward()
+    grads16 = {n: p.grad.clone() for n, p in net.named_parameters()}
+    net.zero_grad()
+    y32.square().sum().backward()
+    for n, p in net.named_parameters():
+        assert torch.isfinite(grads16[n]).all(), n
+        assert _rel(grads16[n], p.grad) < 0.1, n
+
+
 def test_bad_inputs(rng):
     net = Mamba(8, 1, d_state=4)
     with pytest.raises(ValueError, match=r"\(batch, L, d_model=8\)"):

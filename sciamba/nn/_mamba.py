@@ -24,6 +24,13 @@ from ._norm import RMSNorm
 __all__ = ["MambaBlock", "Mamba", "MambaBlockState", "MambaState", "selective_ssm"]
 
 
+def _matmul_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the block's products run in: autocast's where it is on, else ``x``'s."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
 def _f32(t: torch.Tensor) -> torch.Tensor:
     """float32 for the SSM parameters and step sizes, but keep float64 (for gradcheck)."""
     return t if t.dtype == torch.float64 else t.float()
@@ -53,7 +60,8 @@ def selective_ssm(
     *,
     initial_state: torch.Tensor | None = None,
     backend: str = "auto",
-) -> tuple[torch.Tensor, torch.Tensor]:
+    return_last_state: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     r"""Mamba's selective SSM with step sizes scaled by observed time gaps.
 
     With :math:`\Delta_t = \mathrm{softplus}(dt_t + dt_{bias})\, g_t`, where
@@ -91,13 +99,15 @@ def selective_ssm(
         ``(b, E, N)`` float32.
     backend : str, optional
         Passed to :func:`sciamba.kernels.selective_scan`.
+    return_last_state : bool, optional
+        Compute the final state (None is returned in its place otherwise).
 
     Returns
     -------
     y : torch.Tensor
         ``(b, E, L)`` in ``u``'s dtype.
-    last_state : torch.Tensor
-        ``(b, E, N)`` float32.
+    last_state : torch.Tensor or None
+        ``(b, E, N)`` float32; None without ``return_last_state``.
 
     Examples
     --------
@@ -112,17 +122,19 @@ def selective_ssm(
     """
     if gaps is None:
         # Regular grid: the kernel fuses bias and softplus.
-        return kernels.selective_scan(
+        out = kernels.selective_scan(
             u, dt, A, B, C, D, z, delta_bias=dt_bias, delta_softplus=True,
-            return_last_state=True, initial_state=initial_state, backend=backend,
+            return_last_state=return_last_state, initial_state=initial_state, backend=backend,
         )
-    # The gap multiplies Δ after the softplus, so bias and softplus cannot be fused into the scan.
-    delta = discretize_delta(_f32(dt), None if dt_bias is None else _f32(dt_bias), True)  # (b E L)
-    delta = delta * gaps[:, None, :]  # (b E L)
-    return kernels.selective_scan(
-        u, delta.to(u.dtype), A, B, C, D, z, delta_softplus=False,
-        return_last_state=True, initial_state=initial_state, backend=backend,
-    )
+    else:
+        # The gap multiplies Δ after the softplus, so bias and softplus cannot be fused into the scan.
+        delta = discretize_delta(_f32(dt), None if dt_bias is None else _f32(dt_bias), True)  # (b E L)
+        delta = delta * gaps[:, None, :]  # (b E L)
+        out = kernels.selective_scan(
+            u, delta.to(u.dtype), A, B, C, D, z, delta_softplus=False,
+            return_last_state=return_last_state, initial_state=initial_state, backend=backend,
+        )
+    return out if return_last_state else (out, None)
 
 
 @dataclass
@@ -335,7 +347,7 @@ class MambaBlock(nn.Module):
         check_sequence(x, self.d_model, "MambaBlock")
         gaps = check_gaps(gaps, x, "MambaBlock")
         pad = None if gaps is None else gaps == 0
-        y, new_state = self._mix(x, gaps, pad, state)
+        y, new_state = self._mix(x, gaps, pad, state, need_state=return_state)
         return (y, new_state) if return_state else y
 
     def _mix(
@@ -344,17 +356,23 @@ class MambaBlock(nn.Module):
         scale: torch.Tensor | None,
         pad: torch.Tensor | None,
         state: MambaBlockState | None,
-    ) -> tuple[torch.Tensor, MambaBlockState]:
+        need_state: bool = True,
+    ) -> tuple[torch.Tensor, MambaBlockState | None]:
         b, L, _ = x.shape
         E, N, R, k = self.d_inner, self.d_state, self.dt_rank, self.d_conv
         if state is not None:
             self._check_state(state, b)
         # Channel-major products, (E, d) @ (b, d, L): x and z come out as contiguous
         # (b E L), the layout of the convolution and the scan, with no transposed copies.
-        xT = x.transpose(1, 2)  # (b d L), a view
-        w_in, b_in = self.in_proj.weight, self.in_proj.bias
-        xi = _channel_major(w_in[:E], xT)  # (b E L)
-        z = _channel_major(w_in[E:], xT)  # (b E L)
+        # x and the input weight are cast once (autocast would cast them for each of the
+        # two products) and the weight split, not sliced twice: every cast, slice and
+        # their backward nodes cost host time that a short training step waits for.
+        dtype = _matmul_dtype(x)
+        xT = x.transpose(1, 2).to(dtype)  # (b d L), a view unless cast
+        w_x, w_z = self.in_proj.weight.to(dtype).split(E)  # (E d), (E d)
+        xi = _channel_major(w_x, xT)  # (b E L)
+        z = _channel_major(w_z, xT)  # (b E L)
+        b_in = self.in_proj.bias
         if b_in is not None:
             xi, z = xi + b_in[:E, None], z + b_in[E:, None]
         if pad is not None:
@@ -363,11 +381,11 @@ class MambaBlock(nn.Module):
         if state is None:
             # Zero history: the kernel pads, rather than copying x into a longer buffer.
             h0 = None
-            conv_state = F.pad(xi[:, :, max(0, L - (k - 1)) :], (max(0, k - 1 - L), 0))  # (b E k-1)
+            conv_state = F.pad(xi[:, :, max(0, L - (k - 1)) :], (max(0, k - 1 - L), 0)) if need_state else None
         else:
             prev = state.conv.to(xi.dtype)  # (b E k-1): the last inputs before this chunk
             h0 = prev if k > 1 else None
-            conv_state = torch.cat([prev, xi], dim=-1)[:, :, L:]  # (b E k-1)
+            conv_state = torch.cat([prev, xi], dim=-1)[:, :, L:] if need_state else None  # (b E k-1)
         # Causal depthwise conv + SiLU in one pass (a Triton kernel on CUDA).
         u = kernels.causal_conv1d(xi, w_conv, self.conv1d.bias, "silu", initial_state=h0,
                                   backend=self.backend)  # (b E L)
@@ -389,14 +407,15 @@ class MambaBlock(nn.Module):
             scale,
             initial_state=None if state is None else state.ssm,
             backend=self.backend,
-        )  # (b E L), (b E N)
+            return_last_state=need_state,
+        )  # (b E L), (b E N) or None
         out = _channel_major(self.out_proj.weight, y)  # (b d L), again no transposed copy of y
         if self.out_proj.bias is not None:
             out = out + self.out_proj.bias[:, None]
         out = out.transpose(1, 2)  # (b L d), a view
         if pad is not None:
             out = out.masked_fill(pad[..., None], 0.0)
-        return out, MambaBlockState(conv=conv_state, ssm=ssm_state)
+        return out, (MambaBlockState(conv=conv_state, ssm=ssm_state) if need_state else None)
 
     # ---------------------------------------------------------------- streaming
     def allocate_state(
@@ -502,15 +521,16 @@ class _Layer(nn.Module):
         self.mixer_rev = MambaBlock(d_model, **block_kw) if bidirectional else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h, gaps, pad, state):
+    def forward(self, h, gaps, pad, state, need_state=True):
         hn = self.norm(h)  # (b L d)
-        y, new_state = self.mixer._mix(hn, gaps, pad, state)  # (b L d)
+        y, new_state = self.mixer._mix(hn, gaps, pad, state, need_state)  # (b L d)
         if self.mixer_rev is not None:
             yr, _ = self.mixer_rev._mix(
                 hn.flip(1),
                 None if gaps is None else _reverse_gaps(gaps),
                 None if pad is None else pad.flip(1),
                 None,
+                need_state=False,
             )  # (b L d), reversed
             y = y + yr.flip(1)
         return h + self.dropout(y), new_state
@@ -668,7 +688,7 @@ class Mamba(nn.Module):
         h = x
         new_layers = []
         for i, layer in enumerate(self.layers):
-            h, s = layer(h, gaps, pad, None if state is None else state.layers[i])
+            h, s = layer(h, gaps, pad, None if state is None else state.layers[i], return_state)
             new_layers.append(s)
         y = self.norm_f(h)  # (b L d)
         return (y, MambaState(new_layers)) if return_state else y
