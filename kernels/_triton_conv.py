@@ -60,6 +60,7 @@ import triton
 import triton.language as tl
 
 from ._backends import grad_needed, on_device, refuse_create_graph
+from ._launch import launch
 
 __all__ = ["MAX_K", "causal_conv1d_triton"]
 
@@ -338,10 +339,10 @@ def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
     has_init = init is not None and K > 1
     ini = init if has_init else weight
     si = init.stride() if has_init else (0, 0, 0)
-    _fwd_kernel[_grid(x, BD, BT)](
-        x, ini, weight, bias if bias is not None else weight, y, dim, L, *x.stride(), *si,
-        K=K, HAS_INIT=has_init, HAS_BIAS=bias is not None, SILU=silu, BD=BD, BT=BT,
-        num_warps=nw)
+    launch(_fwd_kernel, _grid(x, BD, BT),
+           x, ini, weight, bias if bias is not None else weight, y, dim, L, *x.stride(), *si,
+           K=K, HAS_INIT=has_init, HAS_BIAS=bias is not None, SILU=silu, BD=BD, BT=BT,
+           num_warps=nw)
     return y
 
 
@@ -363,12 +364,12 @@ def _backward(dy, x, weight, bias, init, silu: bool):
     # the pre-activation K times).
     scratch = torch.empty(grid[0] * grid[1] * BD * (BT + KP) if K > 1 else 1, device=x.device,
                           dtype=cdt)
-    _bwd_kernel[grid](
-        x, init if has_init else weight, weight, bias if bias is not None else weight, dy, dx,
-        dinit, dw, db, scratch, dim, L, *x.stride(), *(init.stride() if has_init else (0, 0, 0)),
-        *dy.stride(), *dx.stride(),
-        K=K, KP=KP, HAS_INIT=has_init, HAS_BIAS=bias is not None,
-        SILU=silu, BD=BD, BT=BT, num_warps=nw)
+    launch(_bwd_kernel, grid,
+           x, init if has_init else weight, weight, bias if bias is not None else weight, dy, dx,
+           dinit, dw, db, scratch, dim, L, *x.stride(), *(init.stride() if has_init else (0, 0, 0)),
+           *dy.stride(), *dx.stride(),
+           K=K, KP=KP, HAS_INIT=has_init, HAS_BIAS=bias is not None,
+           SILU=silu, BD=BD, BT=BT, num_warps=nw)
     dbias = db.sum(0) if bias is not None else None
     if init is None:
         dh = None

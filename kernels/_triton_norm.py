@@ -35,6 +35,7 @@ import triton
 import triton.language as tl
 
 from ._backends import _interpret_enabled, grad_needed, on_device
+from ._launch import launch
 
 __all__ = ["rms_norm_triton"]
 
@@ -102,8 +103,8 @@ def _forward(x2, w, eps, cdt):
     rstd = torch.empty(M, device=x2.device, dtype=cdt)
     eps_hi = struct.unpack("f", struct.pack("f", eps))[0]  # eps = eps_hi + eps_lo
     eps_lo = eps - eps_hi
-    _fwd_kernel[(triton.cdiv(M, BM),)](x2, w if w is not None else rstd, y, rstd, M, D, eps_hi,
-                                       eps_lo, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
+    launch(_fwd_kernel, (triton.cdiv(M, BM),), x2, w if w is not None else rstd, y, rstd, M, D, eps_hi,
+           eps_lo, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
     return y, rstd
 
 
@@ -130,8 +131,8 @@ class _RMSNormTriton(torch.autograd.Function):
         dw_part = (torch.empty(grid, D, device=x2.device, dtype=rstd.dtype) if w is not None
                    else rstd)
         with on_device(x2):
-            _bwd_kernel[(grid,)](x2, w if w is not None else rstd, gy.contiguous(), rstd, dx,
-                                 dw_part, M, D, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
+            launch(_bwd_kernel, (grid,), x2, w if w is not None else rstd, gy.contiguous(), rstd, dx,
+                   dw_part, M, D, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
         dw = dw_part.sum(0) if w is not None and ctx.needs_input_grad[1] else None
         return dx, dw, None, None
 

@@ -79,6 +79,7 @@ import triton
 import triton.language as tl
 
 from ._backends import _interpret_enabled, grad_needed, on_device, refuse_create_graph
+from ._launch import launch
 
 __all__ = ["selective_scan_triton"]
 
@@ -797,27 +798,27 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
     if pr.R > 1:
         hend = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
         sdt = torch.empty(b, pr.R, dim, device=dev, dtype=cdt)
-        _fwd_kernel[grid](*ptrs, dummy, dummy, hend, dummy, sdt, dim, L, *pr.group_args(),
-                          pr.nseg, pr.spr, pr.R, T=cfg.T_state or cfg.T_fwd, HAS_HIN=False,
-                          STATE_ONLY=True,
-                          SAVE_CKPT=False, WRITE_LAST=False, **common)
+        launch(_fwd_kernel, grid, *ptrs, dummy, dummy, hend, dummy, sdt, dim, L, *pr.group_args(),
+               pr.nseg, pr.spr, pr.R, T=cfg.T_state or cfg.T_fwd, HAS_HIN=False,
+               STATE_ONLY=True,
+               SAVE_CKPT=False, WRITE_LAST=False, **common)
         hin = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
         _chain(A, hend, sdt, initial_state, hin, pr, reverse=False)
     else:
         hin = initial_state
-    _fwd_kernel[grid](*ptrs, hin if hin is not None else dummy, y, last, ckpt, dummy, dim, L,
-                      *pr.group_args(), pr.nseg, pr.spr, pr.R,
-                      T=(cfg.T_ranged or cfg.T_fwd) if pr.R > 1 else cfg.T_fwd,
-                      HAS_HIN=hin is not None, STATE_ONLY=False, SAVE_CKPT=save, WRITE_LAST=True,
-                      **common)
+    launch(_fwd_kernel, grid, *ptrs, hin if hin is not None else dummy, y, last, ckpt, dummy, dim, L,
+           *pr.group_args(), pr.nseg, pr.spr, pr.R,
+           T=(cfg.T_ranged or cfg.T_fwd) if pr.R > 1 else cfg.T_fwd,
+           HAS_HIN=hin is not None, STATE_ONLY=False, SAVE_CKPT=save, WRITE_LAST=True,
+           **common)
     return y, last, (ckpt if save else None)
 
 
 def _chain(A, e, s, init, out, pr: _Problem, reverse: bool):
     BLOCK = 256
     grid = (triton.cdiv(pr.dim * pr.N, BLOCK), pr.b)
-    _chain_kernel[grid](A, e, s, init if init is not None else A, out, pr.dim, pr.R, N=pr.N,
-                        BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse)
+    launch(_chain_kernel, grid, A, e, s, init if init is not None else A, out, pr.dim, pr.R, N=pr.N,
+           BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse)
 
 
 def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
@@ -841,9 +842,9 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     if R > 1:
         qz = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
         sq = torch.empty(b, R, dim, device=dev, dtype=cdt)
-        _bwd_kernel[grid](*ptrs, dummy, dummy, dummy, *(dummy,) * 3, *(dummy,) * 3,
-                          dummy, dummy, dummy, qz, sq, *sizes, HAS_QIN=False, CARRY_ONLY=True,
-                          **common)
+        launch(_bwd_kernel, grid, *ptrs, dummy, dummy, dummy, *(dummy,) * 3, *(dummy,) * 3,
+               dummy, dummy, dummy, qz, sq, *sizes, HAS_QIN=False, CARRY_ONLY=True,
+               **common)
         qin = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
         _chain(A, qz, sq, dlast, qin, pr, reverse=True)
     else:
@@ -866,10 +867,10 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
                                     D=(dim,) if D is not None else None,
                                     delta_bias=(dim,) if delta_bias is not None else None),
                                dev, cdt))
-    _bwd_kernel[grid](*ptrs, ckpt, qin if qin is not None else dummy, scratch, du, ddelta, dz,
-                      views["A"], views.get("D", dummy), views.get("delta_bias", dummy),
-                      views["B"], views["C"], dh0, dummy, dummy, *sizes,
-                      HAS_QIN=qin is not None, CARRY_ONLY=False, **common)
+    launch(_bwd_kernel, grid, *ptrs, ckpt, qin if qin is not None else dummy, scratch, du, ddelta, dz,
+           views["A"], views.get("D", dummy), views.get("delta_bias", dummy),
+           views["B"], views["C"], dh0, dummy, dummy, *sizes,
+           HAS_QIN=qin is not None, CARRY_ONLY=False, **common)
     inputs = dict(A=A, B=B, C=C, D=D, delta_bias=delta_bias)
     grads = {k: v.to(inputs[k].dtype) for k, v in views.items()}
     grads.update(u=du, delta=ddelta, z=dz if z is not None else None,

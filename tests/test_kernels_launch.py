@@ -1,0 +1,105 @@
+"""The launch cache of ``sciamba.kernels._launch`` (host-side logic, with a stand-in kernel).
+
+Compiled, every Triton test on a GPU goes through it; here a fake JIT function
+records what Triton would be asked, so the keying runs on any machine.
+"""
+
+import pytest
+import torch
+
+from sciamba.kernels import _launch
+
+
+class _Compiled:
+    def __init__(self, log, tag):
+        self.log, self.tag = log, tag
+
+    def __getitem__(self, grid):
+        return lambda *args: self.log.append(("direct", self.tag, grid, args))
+
+
+class _FakeJIT:
+    """``kernel[grid](*args, **kw)`` compiles once per distinct specialization, like Triton."""
+
+    arg_names = ["x_ptr", "n", "BLOCK", "FLAG"]
+
+    def __init__(self):
+        self.log, self.compiled = [], 0
+
+    def __getitem__(self, grid):
+        def run(*args, **kw):
+            self.compiled += 1
+            self.log.append(("jit", grid, args, tuple(sorted(kw.items()))))
+            return _Compiled(self.log, self.compiled)
+        return run
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    monkeypatch.setattr(_launch, "_CACHE", {})
+    monkeypatch.setattr(_launch, "_direct_ok", None)
+    monkeypatch.setattr(_launch, "_interpret_enabled", lambda: False)
+
+
+def test_second_launch_goes_direct_with_constexprs_in_signature_order(fresh):
+    k = _FakeJIT()
+    x = torch.zeros(64)
+    _launch.launch(k, (3,), x, 40, BLOCK=16, FLAG=True, num_warps=1)
+    _launch.launch(k, (5, 2), x, 40, BLOCK=16, FLAG=True, num_warps=1)
+    assert k.log[0][0] == "jit"
+    # num_warps is a launch option, not a parameter: not passed to the compiled kernel
+    assert k.log[1] == ("direct", 1, (5, 2, 1), (x, 40, 16, True))
+
+
+@pytest.mark.parametrize("change", ["dtype", "misaligned", "n_is_one", "n_not_div16", "n_64bit",
+                                    "constexpr", "option"])
+def test_any_specialization_change_goes_back_to_triton(fresh, change):
+    k = _FakeJIT()
+    x = torch.zeros(64)
+    args, kw = [x, 32], dict(BLOCK=16, FLAG=True, num_warps=1)
+    _launch.launch(k, (1,), *args, **kw)
+    if change == "dtype":
+        args[0] = torch.zeros(64, dtype=torch.float64)
+    elif change == "misaligned":
+        args[0] = x[1:]  # 4 bytes past a 16-byte boundary
+    elif change == "n_is_one":
+        args[1] = 1
+    elif change == "n_not_div16":
+        args[1] = 33
+    elif change == "n_64bit":
+        args[1] = 2**33
+    elif change == "constexpr":
+        kw["BLOCK"] = 32
+    else:
+        kw["num_warps"] = 4
+    _launch.launch(k, (1,), *args, **kw)
+    assert [e[0] for e in k.log] == ["jit", "jit"] and k.compiled == 2
+    # and the new specialization is then cached too
+    _launch.launch(k, (1,), *args, **kw)
+    assert k.log[-1][:2] == ("direct", 2)
+
+
+def test_same_specialization_other_values_reuse_the_kernel(fresh):
+    k = _FakeJIT()
+    _launch.launch(k, (1,), torch.zeros(64), 32, BLOCK=16, FLAG=False)
+    y = torch.ones(128)  # another aligned float32 tensor, another multiple of 16
+    _launch.launch(k, (1,), y, 48, BLOCK=16, FLAG=False)
+    assert k.compiled == 1 and k.log[-1] == ("direct", 1, (1, 1, 1), (y, 48, 16, False))
+
+
+def test_interpreter_and_versions_without_a_compiled_kernel_always_use_triton(fresh, monkeypatch):
+    k = _FakeJIT()
+    monkeypatch.setattr(_launch, "_interpret_enabled", lambda: True)
+    for _ in range(2):
+        _launch.launch(k, (1,), torch.zeros(64), 32, BLOCK=16, FLAG=False)
+    assert k.compiled == 2 and not _launch._CACHE
+
+    class _NoCompiled(_FakeJIT):
+        def __getitem__(self, grid):
+            return lambda *a, **kw: self.log.append("jit")
+
+    monkeypatch.setattr(_launch, "_interpret_enabled", lambda: False)
+    j = _NoCompiled()
+    for _ in range(2):
+        _launch.launch(j, (1,), torch.zeros(64), 32, BLOCK=16, FLAG=False)
+    assert j.log == ["jit", "jit"] and _launch._direct_ok is False
