@@ -8,7 +8,8 @@ batch 8, bf16 autocast:
    L in {1k, 4k, 16k, 64k} -- the Transformer until it runs out of memory;
 2. Mamba forward at L = 1,000,000 with batch 1 (time, peak memory, finite);
 3. streaming generation throughput at a context of 8k: ``Mamba.step`` (eager,
-   and replayed as a CUDA graph, which its fixed-size state allows) against the
+   and replayed as a CUDA graph by ``sciamba.nn.GraphedStep``, which its fixed-size
+   state allows) against the
    Transformer's KV-cache ``step``.
 
 Targets (issue 4): Mamba's memory linear in L; Mamba faster to train than the
@@ -184,21 +185,16 @@ def bench_streaming(mamba, transformer, context: int, n_steps: int, batch: int, 
     out["mamba_eager_steps_per_s"] = n_steps / (_cuda_time(mamba_steps, 1, 3) / 1e3)
     out["mamba_state_mb"] = state.nbytes() / 2**20
     try:
-        # The state has a fixed size and step() updates it in place: one step
-        # is a static graph, replayable without Python or launch overhead.
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                mamba.step(x_t, state)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            mamba.step(x_t, state)
+        # The state has a fixed size and step() updates it in place: one step is a
+        # static graph, replayed by sciamba.nn.GraphedStep (the public streaming API).
+        from sciamba.nn import GraphedStep
+
+        stream = GraphedStep(mamba, batch)
+        stream.prefill(x_ctx)
 
         def mamba_graph_steps():
             for _ in range(n_steps):
-                graph.replay()
+                stream(x_t)
 
         out["mamba_graph_steps_per_s"] = n_steps / (_cuda_time(mamba_graph_steps, 1, 3) / 1e3)
     except Exception as exc:  # report, do not hide: capture needs sync-free kernels
@@ -276,9 +272,9 @@ def _markdown(meta: dict, train: list[dict], million: dict, stream: dict) -> str
                  f"{stream['mamba_eager_steps_per_s'] / tr:.2f} |")
     if stream.get("mamba_graph_steps_per_s"):
         g = stream["mamba_graph_steps_per_s"]
-        lines.append(f"| Mamba.step (CUDA graph) | {g:,.0f} | {stream['mamba_state_mb']:.2f} | {g / tr:.2f} |")
+        lines.append(f"| GraphedStep (Mamba.step replayed as a CUDA graph) | {g:,.0f} | {stream['mamba_state_mb']:.2f} | {g / tr:.2f} |")
     else:
-        lines.append(f"| Mamba.step (CUDA graph) | failed: {stream.get('mamba_graph_error')} | | |")
+        lines.append(f"| GraphedStep (Mamba.step replayed as a CUDA graph) | failed: {stream.get('mamba_graph_error')} | | |")
     return "\n".join(lines) + "\n"
 
 

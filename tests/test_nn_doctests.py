@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["_norm", "_selective_copying", "_transformer", "_lstm", "_mamba", "_s4d", "_describe", "_factory"]
+MODULES = ["_norm", "_selective_copying", "_transformer", "_lstm", "_mamba", "_s4d", "_describe", "_factory",
+           "_graphed_step"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -10,6 +10,7 @@ MambaBlock       -- the selective SSM block of Gu & Dao (2023)
 Mamba            -- pre-norm residual stack; streaming ``step``, chunked ``forward``,
                     irregular time (``gaps``), bidirectional option
 MambaState       -- its recurrent state (O(1) in the sequence length)
+GraphedStep      -- Mamba.step replayed from a CUDA graph (streaming without host overhead)
 RMSNorm          -- root-mean-square normalization
 
 Comparison backbones
@@ -27,6 +28,7 @@ make_selective_copying  -- the selective copying task (Gu & Dao 2023, sec. 4.1)
 
 from ._describe import ModelDescription, describe
 from ._factory import BACKBONES, make_backbone
+from ._graphed_step import GraphedStep
 from ._lstm import LSTM
 from ._mamba import Mamba, MambaBlock, MambaBlockState, MambaState
 from ._norm import RMSNorm
@@ -36,6 +38,7 @@ from ._transformer import TransformerEncoder, TransformerState
 
 __all__ = [
     "BACKBONES",
+    "GraphedStep",
     "LSTM",
     "Mamba",
     "MambaBlock",

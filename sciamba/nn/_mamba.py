@@ -717,11 +717,16 @@ class Mamba(nn.Module):
             raise ValueError("a bidirectional Mamba cannot stream; build it with bidirectional=False")
         self._check_state(state)
         _check_step_input(x_t, self.d_model)
+        for layer, s in zip(self.layers, state.layers):
+            layer.mixer._check_state(s, x_t.shape[0])
         gap = check_step_gap(gap, x_t, "Mamba.step")  # (b,)
+        return self._step(x_t, gap, state), state
+
+    def _step(self, x_t: torch.Tensor, gap: torch.Tensor | None, state: MambaState) -> torch.Tensor:
+        """The step's arithmetic on checked inputs: no host synchronization (CUDA-graph capturable)."""
         pad = None if gap is None else gap == 0
         h = x_t
         for layer, s in zip(self.layers, state.layers):
-            layer.mixer._check_state(s, x_t.shape[0])
             y, _ = layer.mixer._step(layer.norm(h), gap, pad, s)
             h = h + layer.dropout(y)
-        return self.norm_f(h), state
+        return self.norm_f(h)
