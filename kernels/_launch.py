@@ -34,13 +34,11 @@ def _spec(args: tuple) -> tuple:
     out = []
     for a in args:
         if isinstance(a, torch.Tensor):
-            out.append((a.dtype, a.data_ptr() % 16 == 0, a.device.index))
-        elif isinstance(a, bool) or a is None or isinstance(a, float):
-            out.append(a if not isinstance(a, float) else float)
-        elif isinstance(a, int):
-            out.append((a == 1, a % 16 == 0, _INT32[0] <= a <= _INT32[1]))
-        else:  # anything else: its value decides (never cached wrongly, at worst not at all)
-            out.append(a)
+            out.append((a.dtype, a.data_ptr() & 15 == 0, a.get_device()))
+        elif type(a) is int:  # not bool: bools, None and other values enter the key as themselves
+            out.append((a == 1, a & 15 == 0, _INT32[0] <= a <= _INT32[1]))
+        else:
+            out.append(float if isinstance(a, float) else a)  # a float's value is not specialized
     return tuple(out)
 
 
