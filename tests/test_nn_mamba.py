@@ -376,42 +376,6 @@ def test_bf16_autocast_on_cpu(rng):
         assert _rel(grads16[n], p.grad) < 0.1, n
 
 
-@pytest.mark.parametrize("rows", [None, (3, 4)])
-def test_channel_major_product_gradcheck(rng, rows):
-    """The block's projection node: weight @ x per batch row, one output per row block."""
-    from sciamba.nn._mamba import _channel_major
-
-    w = torch.tensor(rng.standard_normal((7, 5)), requires_grad=True)
-    x = torch.tensor(rng.standard_normal((3, 6, 5)), requires_grad=True).transpose(1, 2)  # a strided view
-    out = _channel_major(w, x, torch.float64, rows)
-    ref = torch.einsum("mk,bkl->bml", w, x)
-    got = torch.cat(out, 1) if rows else out
-    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda w, x: _channel_major(w, x, torch.float64, rows), (w, x))
-    if rows:  # only one block used: the other's gradient is zero, not an error
-        gw, gx = torch.autograd.grad(_channel_major(w, x, torch.float64, rows)[1].sum(), (w, x))
-        rw, rx = torch.autograd.grad(ref[:, 3:].sum(), (w, x))
-        torch.testing.assert_close(gw, rw)
-        torch.testing.assert_close(gx, rx)
-    with pytest.raises(RuntimeError, match="differentiable once"):
-        y = _channel_major(w, x, torch.float64, None)
-        torch.autograd.grad(y.sum(), w, create_graph=True)
-
-
-def test_channel_major_product_low_precision_keeps_parameter_dtypes(rng):
-    from sciamba.nn._mamba import _channel_major
-
-    w = torch.tensor(rng.standard_normal((6, 4)), dtype=torch.float32, requires_grad=True)
-    x = torch.tensor(rng.standard_normal((2, 4, 9)), dtype=torch.float32, requires_grad=True)
-    y = _channel_major(w, x, torch.bfloat16)
-    assert y.dtype == torch.bfloat16
-    y.float().square().sum().backward()
-    assert w.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
-    w64, x64 = w.detach().double().requires_grad_(True), x.detach().double().requires_grad_(True)
-    torch.einsum("mk,bkl->bml", w64, x64).square().sum().backward()
-    assert _rel(w.grad, w64.grad.float()) < 3e-2 and _rel(x.grad, x64.grad.float()) < 3e-2
-
-
 def test_bad_inputs(rng):
     net = Mamba(8, 1, d_state=4)
     with pytest.raises(ValueError, match=r"\(batch, L, d_model=8\)"):

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from sciamba import kernels
-from sciamba.kernels._backends import refuse_create_graph
 from sciamba.kernels._math import discretize_delta
 from sciamba.ssm import s4d_init
 
@@ -37,60 +36,15 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
-class _ChannelMajorProduct(torch.autograd.Function):
-    """``weight @ x`` per batch row, ``(M, K) @ (b, K, L) -> (b, M, L)``, as one autograd node.
+def _channel_major(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``weight @ x`` per batch row: ``(M, K) @ (b, K, L) -> (b, M, L)``.
 
     A batched GEMM with the weight broadcast over the batch (stride 0), so
     neither ``x`` (contiguous or a transposed view) nor the result is ever
     copied; ``torch.matmul`` would fold ``x.mT`` into a 2-D matrix, a copy of
-    ``x`` forward and of its gradient backward. Written as one node rather
-    than cast, slice, expand and bmm (each with its own backward node): a
-    short training step is host-bound, and the block runs five of these.
-    With ``rows`` the weight's rows are split into blocks and one contiguous
-    output is returned per block (the input projection's ``x`` and ``z``).
-    The weight gradient is summed over the batch in float32 (at least) and
-    returned in the weight's dtype.
+    ``x`` forward and of its gradient backward.
     """
-
-    @staticmethod
-    def forward(ctx, weight, x, dtype, rows):
-        w, xc = weight.to(dtype), x.to(dtype)  # (M K), (b K L)
-        ctx.save_for_backward(w, xc)
-        ctx.dtypes, ctx.rows = (weight.dtype, x.dtype), rows
-        b = xc.shape[0]
-        blocks = w.split(rows) if rows is not None else (w,)
-        outs = tuple(torch.bmm(wi.expand(b, -1, -1), xc) for wi in blocks)  # (b Mi L) each
-        return outs if rows is not None else outs[0]
-
-    @staticmethod
-    def backward(ctx, *gs):
-        refuse_create_graph("the Mamba block's projections",
-                            "higher derivatives of a Mamba model are not supported")
-        w, xc = ctx.saved_tensors
-        blocks = w.split(ctx.rows) if ctx.rows is not None else (w,)
-        b = xc.shape[0]
-        dw = dx = None
-        if ctx.needs_input_grad[0]:
-            acc = torch.promote_types(w.dtype, torch.float32)
-            dws = [torch.zeros(wi.shape, device=w.device, dtype=acc) if g is None else
-                   torch.bmm(g.to(w.dtype), xc.transpose(1, 2)).sum(0, dtype=acc)
-                   for wi, g in zip(blocks, gs)]  # (Mi K) each
-            dw = (dws[0] if len(dws) == 1 else torch.cat(dws)).to(ctx.dtypes[0])  # (M K)
-        if ctx.needs_input_grad[1]:
-            for wi, g in zip(blocks, gs):
-                if g is not None:
-                    part = torch.bmm(wi.t().expand(b, -1, -1), g.to(w.dtype))  # (b K L)
-                    dx = part if dx is None else dx.add_(part)
-            dx = dx.to(ctx.dtypes[1]) if dx is not None else torch.zeros_like(xc, dtype=ctx.dtypes[1])
-        return dw, dx, None, None
-
-
-def _channel_major(weight: torch.Tensor, x: torch.Tensor, dtype: torch.dtype, rows=None):
-    """``weight @ x`` per batch row in ``dtype``: ``(M, K) @ (b, K, L) -> (b, M, L)``.
-
-    With ``rows`` (block sizes of the weight's rows) one output per block.
-    """
-    return _ChannelMajorProduct.apply(weight, x, dtype, rows)
+    return torch.bmm(weight.expand(x.shape[0], -1, -1), x)  # (b M L)
 
 
 def selective_ssm(
@@ -410,11 +364,14 @@ class MambaBlock(nn.Module):
             self._check_state(state, b)
         # Channel-major products, (E, d) @ (b, d, L): x and z come out as contiguous
         # (b E L), the layout of the convolution and the scan, with no transposed copies.
-        # x and the input weight are cast once, in one node for both products: every
-        # cast, slice and backward node costs host time that a short training step waits for.
+        # x and the input weight are cast once (autocast would cast them for each of the
+        # two products) and the weight split, not sliced twice: every cast, slice and
+        # their backward nodes cost host time that a short training step waits for.
         dtype = _matmul_dtype(x)
-        xT = x.transpose(1, 2)  # (b d L), a view
-        xi, z = _channel_major(self.in_proj.weight, xT, dtype, (E, E))  # (b E L), (b E L)
+        xT = x.transpose(1, 2).to(dtype)  # (b d L), a view unless cast
+        w_x, w_z = self.in_proj.weight.to(dtype).split(E)  # (E d), (E d)
+        xi = _channel_major(w_x, xT)  # (b E L)
+        z = _channel_major(w_z, xT)  # (b E L)
         b_in = self.in_proj.bias
         if b_in is not None:
             xi, z = xi + b_in[:E, None], z + b_in[E:, None]
@@ -434,9 +391,9 @@ class MambaBlock(nn.Module):
                                   backend=self.backend)  # (b E L)
         # Also channel-major: (R+2N, E) @ (b E L). nn.Linear on u.transpose(1, 2) would fold
         # the transposed view into 2-D, i.e. copy u forward and its gradient backward.
-        x_dbl = _channel_major(self.x_proj.weight, u, dtype)  # (b R+2N L)
+        x_dbl = _channel_major(self.x_proj.weight, u)  # (b R+2N L)
         dt, Bm, Cm = torch.split(x_dbl, [R, N, N], dim=1)  # (b R L), (b N L), (b N L)
-        dt = _channel_major(self.dt_proj.weight, dt, dtype)  # (b E L)
+        dt = _channel_major(self.dt_proj.weight, dt)  # (b E L)
         A = -torch.exp(_f32(self.A_log))  # (E N)
         y, ssm_state = selective_ssm(
             u,
@@ -452,7 +409,7 @@ class MambaBlock(nn.Module):
             backend=self.backend,
             return_last_state=need_state,
         )  # (b E L), (b E N) or None
-        out = _channel_major(self.out_proj.weight, y, dtype)  # (b d L), again no transposed copy of y
+        out = _channel_major(self.out_proj.weight, y)  # (b d L), again no transposed copy of y
         if self.out_proj.bias is not None:
             out = out + self.out_proj.bias[:, None]
         out = out.transpose(1, 2)  # (b L d), a view
