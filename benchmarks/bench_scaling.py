@@ -189,12 +189,12 @@ def bench_streaming(mamba, transformer, context: int, n_steps: int, batch: int, 
         # static graph, replayed by sciamba.nn.GraphedStep (the public streaming API).
         from sciamba.nn import GraphedStep
 
-        stream = GraphedStep(mamba, batch)
-        stream.prefill(x_ctx)
+        streamer = GraphedStep(mamba, batch)  # each call: input copy, replay, output copy
+        streamer.prefill(x_ctx)
 
         def mamba_graph_steps():
             for _ in range(n_steps):
-                stream(x_t)
+                streamer(x_t)
 
         out["mamba_graph_steps_per_s"] = n_steps / (_cuda_time(mamba_graph_steps, 1, 3) / 1e3)
     except Exception as exc:  # report, do not hide: capture needs sync-free kernels

@@ -100,7 +100,8 @@ def _shifted_first_order(p1, s1, f1, p2, s2, f2):
     # in by the decay of the element *before* it. A segment is (p, s, f): its
     # last x is p·f_in·x_in + s, and f is its last element's decay. Composing
     # (function composition, hence associative): the right's input decay is
-    # the left's f. Sequentially in a thread, with p2 = 1, this is one FMA.
+    # the left's f. Sequentially in a thread (p2 = 1) the value chain is one FMA
+    # per element, plus the product p carried along.
     g = p2 * f1
     return g * p1, g * s1 + s2, f2
 
@@ -432,7 +433,8 @@ def _bwd_kernel(
     dA_ptr, dD_ptr, dbias_ptr,                    # (dim, N), (dim,), (dim,): zeroed, atomics
     dB_ptr, dC_ptr,                               # var (b G N L) or const (dim N); zeroed, atomics
     dh0_ptr,                                      # (b, dim, N)
-    qz_ptr, sq_ptr,                               # CARRY_ONLY: (b, R, dim, N), (b, R, dim)
+    qz_ptr, sq_ptr,                               # CARRY_ONLY: carry w from zero (b, R, dim, N),
+                                                  # sum of Δ (b, R, dim)
     dim, L, cpgB, GB, cpgC, GC, nseg, spr, R, ndb,
     SEG: tl.constexpr, T: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
@@ -655,6 +657,12 @@ class _Config:
     enough: int = 0                   # forward: one range when the channel blocks alone give
                                       # this many warps per multiprocessor (0: off)
 
+    def __post_init__(self):
+        # Ranges and checkpoints are whole segments; a chunk may not straddle one.
+        chunks = (self.T_fwd, self.T_bwd, self.T_state or self.T_fwd, self.T_ranged or self.T_fwd)
+        if any(self.SEG % t for t in chunks):
+            raise ValueError(f"SEG={self.SEG} must be a multiple of every chunk length {chunks}")
+
 
 def _next_pow2(x: int) -> int:
     return 1 << max(0, (int(x) - 1).bit_length())
@@ -840,17 +848,18 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
             delta_bias if delta_bias is not None else dummy, dout)
     sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb)
     if R > 1:
-        qz = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
-        sq = torch.empty(b, R, dim, device=dev, dtype=cdt)
+        wz = torch.empty(b, R, dim, N, device=dev, dtype=cdt)   # each range's carry from zero
+        sdt = torch.empty(b, R, dim, device=dev, dtype=cdt)     # and its sum of step sizes
         launch(_bwd_kernel, grid, *ptrs, dummy, dummy, dummy, *(dummy,) * 3, *(dummy,) * 3,
-               dummy, dummy, dummy, qz, sq, *sizes, HAS_QIN=False, CARRY_ONLY=True,
+               dummy, dummy, dummy, wz, sdt, *sizes, HAS_QIN=False, CARRY_ONLY=True,
                **common)
         qin = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
-        _chain(A, qz, sq, dlast, qin, pr, reverse=True)
+        _chain(A, wz, sdt, dlast, qin, pr, reverse=True)
     else:
         qin = dlast
     K = cfg.SEG // cfg.T_bwd
-    scratch = torch.empty(b * R * pr.ndb * K * pr.NP * pr.BD, device=dev, dtype=cdt)
+    # K == 1: every chunk starts at a checkpoint, no recomputed states to keep.
+    scratch = torch.empty(b * R * pr.ndb * K * pr.NP * pr.BD, device=dev, dtype=cdt) if K > 1 else dummy
     du = torch.empty_like(u)
     ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else dummy

@@ -4,6 +4,8 @@ Compiled, every Triton test on a GPU goes through it; here a fake JIT function
 records what Triton would be asked, so the keying runs on any machine.
 """
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -19,24 +21,27 @@ class _Compiled:
 
 
 class _FakeJIT:
-    """``kernel[grid](*args, **kw)`` compiles once per distinct specialization, like Triton."""
+    """``kernel[grid](*args, **kw)`` compiles once per call here, like Triton on a new key."""
 
-    arg_names = ["x_ptr", "n", "BLOCK", "FLAG"]
+    arg_names = ["x_ptr", "n", "scale", "BLOCK", "FLAG"]
+    params = [SimpleNamespace(name=n, is_constexpr=n.isupper()) for n in arg_names]
+    pre_run_hooks = []
 
-    def __init__(self):
-        self.log, self.compiled = [], 0
+    def __init__(self, returns=True):
+        self.log, self.compiled, self.returns = [], 0, returns
 
     def __getitem__(self, grid):
         def run(*args, **kw):
             self.compiled += 1
             self.log.append(("jit", grid, args, tuple(sorted(kw.items()))))
-            return _Compiled(self.log, self.compiled)
+            return _Compiled(self.log, self.compiled) if self.returns else None
         return run
 
 
 @pytest.fixture
 def fresh(monkeypatch):
     monkeypatch.setattr(_launch, "_CACHE", {})
+    monkeypatch.setattr(_launch, "_NO_DIRECT", set())
     monkeypatch.setattr(_launch, "_direct_ok", None)
     monkeypatch.setattr(_launch, "_interpret_enabled", lambda: False)
 
@@ -44,19 +49,20 @@ def fresh(monkeypatch):
 def test_second_launch_goes_direct_with_constexprs_in_signature_order(fresh):
     k = _FakeJIT()
     x = torch.zeros(64)
-    _launch.launch(k, (3,), x, 40, BLOCK=16, FLAG=True, num_warps=1)
-    _launch.launch(k, (5, 2), x, 40, BLOCK=16, FLAG=True, num_warps=1)
+    _launch.launch(k, (3,), x, 40, 0.5, BLOCK=16, FLAG=True, num_warps=1)
+    _launch.launch(k, [5, 2], x, 40, 2.5, BLOCK=16, FLAG=True, num_warps=1)
     assert k.log[0][0] == "jit"
-    # num_warps is a launch option, not a parameter: not passed to the compiled kernel
-    assert k.log[1] == ("direct", 1, (5, 2, 1), (x, 40, 16, True))
+    # num_warps is a launch option, not a parameter: not passed to the compiled kernel;
+    # a float's value is not part of the specialization
+    assert k.log[1] == ("direct", 1, (5, 2, 1), (x, 40, 2.5, 16, True))
 
 
 @pytest.mark.parametrize("change", ["dtype", "misaligned", "n_is_one", "n_not_div16", "n_64bit",
-                                    "constexpr", "option"])
-def test_any_specialization_change_goes_back_to_triton(fresh, change):
+                                    "n_unsigned", "scale_none", "constexpr", "option", "settings"])
+def test_any_specialization_change_goes_back_to_triton(fresh, change, monkeypatch):
     k = _FakeJIT()
     x = torch.zeros(64)
-    args, kw = [x, 32], dict(BLOCK=16, FLAG=True, num_warps=1)
+    args, kw = [x, 2**32, 1.0], dict(BLOCK=16, FLAG=True, num_warps=1)
     _launch.launch(k, (1,), *args, **kw)
     if change == "dtype":
         args[0] = torch.zeros(64, dtype=torch.float64)
@@ -65,13 +71,19 @@ def test_any_specialization_change_goes_back_to_triton(fresh, change):
     elif change == "n_is_one":
         args[1] = 1
     elif change == "n_not_div16":
-        args[1] = 33
+        args[1] = 2**32 + 1
     elif change == "n_64bit":
-        args[1] = 2**33
+        args[1] = 32
+    elif change == "n_unsigned":
+        args[1] = 2**64 - 16
+    elif change == "scale_none":
+        args[2] = None
     elif change == "constexpr":
         kw["BLOCK"] = 32
-    else:
+    elif change == "option":
         kw["num_warps"] = 4
+    else:
+        monkeypatch.setattr(_launch, "_settings", lambda: (True,))  # e.g. Triton's debug mode on
     _launch.launch(k, (1,), *args, **kw)
     assert [e[0] for e in k.log] == ["jit", "jit"] and k.compiled == 2
     # and the new specialization is then cached too
@@ -81,25 +93,37 @@ def test_any_specialization_change_goes_back_to_triton(fresh, change):
 
 def test_same_specialization_other_values_reuse_the_kernel(fresh):
     k = _FakeJIT()
-    _launch.launch(k, (1,), torch.zeros(64), 32, BLOCK=16, FLAG=False)
+    _launch.launch(k, (1,), torch.zeros(64), 32, 1.0, BLOCK=16, FLAG=False)
     y = torch.ones(128)  # another aligned float32 tensor, another multiple of 16
-    _launch.launch(k, (1,), y, 48, BLOCK=16, FLAG=False)
-    assert k.compiled == 1 and k.log[-1] == ("direct", 1, (1, 1, 1), (y, 48, 16, False))
+    _launch.launch(k, (1,), y, 48, 3.0, BLOCK=16, FLAG=False)
+    assert k.compiled == 1 and k.log[-1] == ("direct", 1, (1, 1, 1), (y, 48, 3.0, 16, False))
 
 
-def test_interpreter_and_versions_without_a_compiled_kernel_always_use_triton(fresh, monkeypatch):
+def test_layouts_the_key_cannot_cover_always_use_triton(fresh):
+    k = _FakeJIT()
+    for _ in range(2):  # BLOCK passed positionally: its value would not be in the key
+        _launch.launch(k, (1,), torch.zeros(64), 32, 1.0, 16, FLAG=False)
+    assert k.compiled == 2 and k in _launch._NO_DIRECT
+    j = _FakeJIT()
+    for _ in range(2):  # a tensor keyword
+        _launch.launch(j, (1,), torch.zeros(64), 32, 1.0, BLOCK=torch.zeros(1), FLAG=False)
+    assert j.compiled == 2
+
+
+def test_no_compiled_kernel_returned(fresh, monkeypatch):
+    k = _FakeJIT(returns=False)
+    for _ in range(2):  # e.g. a cache hook took over: ask Triton every time, never crash
+        _launch.launch(k, (1,), torch.zeros(64), 32, 1.0, BLOCK=16, FLAG=False)
+    assert k.compiled == 2 and not _launch._CACHE
+    k.returns = True  # later calls may be cached again
+    for _ in range(2):
+        _launch.launch(k, (1,), torch.zeros(64), 32, 1.0, BLOCK=16, FLAG=False)
+    assert k.log[-1][0] == "direct"
+
+
+def test_interpreter_always_uses_triton(fresh, monkeypatch):
     k = _FakeJIT()
     monkeypatch.setattr(_launch, "_interpret_enabled", lambda: True)
     for _ in range(2):
-        _launch.launch(k, (1,), torch.zeros(64), 32, BLOCK=16, FLAG=False)
+        _launch.launch(k, (1,), torch.zeros(64), 32, 1.0, BLOCK=16, FLAG=False)
     assert k.compiled == 2 and not _launch._CACHE
-
-    class _NoCompiled(_FakeJIT):
-        def __getitem__(self, grid):
-            return lambda *a, **kw: self.log.append("jit")
-
-    monkeypatch.setattr(_launch, "_interpret_enabled", lambda: False)
-    j = _NoCompiled()
-    for _ in range(2):
-        _launch.launch(j, (1,), torch.zeros(64), 32, BLOCK=16, FLAG=False)
-    assert j.log == ["jit", "jit"] and _launch._direct_ok is False

@@ -46,8 +46,11 @@ def make_case(rng, b, d, L, N, *, G=1, varB=True, varC=True, D=True, z=True, bia
     return ins
 
 
-def run_both(ins, softplus, *, grads=True, dtype_out=None):
-    """(y, last, grads) from the Triton kernels and from the float64 reference."""
+def run_both(ins, softplus, *, grads=True, dtype_out=None, use_last=True):
+    """(y, last, grads) from the Triton kernels and from the float64 reference.
+
+    With ``use_last=False`` the loss ignores the last state (no gradient flows into it).
+    """
     live = [k for k in ARGS if ins[k] is not None]
     tri = {k: (ins[k].clone().requires_grad_(grads) if ins[k] is not None else None) for k in ARGS}
     ref = {k: (ins[k].detach().double().clone().requires_grad_(grads) if ins[k] is not None
@@ -63,9 +66,10 @@ def run_both(ins, softplus, *, grads=True, dtype_out=None):
         gen = torch.Generator(device=DEV).manual_seed(int(torch.randint(0, 2**31, (1,))))
         gy = torch.randn(yr.shape, generator=gen, device=DEV, dtype=torch.float64)
         gl = torch.randn(lr.shape, generator=gen, device=DEV, dtype=torch.float64)
-        g = torch.autograd.grad((y.double() * gy).sum() + (last.double() * gl).sum(),
-                                [tri[k] for k in live])
-        gr = torch.autograd.grad((yr * gy).sum() + (lr * gl).sum(), [ref[k] for k in live])
+        w = 1.0 if use_last else 0.0
+        loss = (y.double() * gy).sum() + ((last.double() * gl).sum() if use_last else 0.0)
+        g = torch.autograd.grad(loss, [tri[k] for k in live])
+        gr = torch.autograd.grad((yr * gy).sum() + w * (lr * gl).sum(), [ref[k] for k in live])
         for k, a, r in zip(live, g, gr):
             out["d" + k] = (a, r)
     return out
@@ -128,6 +132,27 @@ def test_float64_forward_and_gradients(case, rng, tiles):
     tiles(**cfg)
     ins = make_case(rng, b, d, L, N, G=G, varB=varB, varC=varC, D=D, z=z, bias=bias, h0=h0)
     assert_close(run_both(ins, softplus), rtol=1e-10, atol=1e-11)
+
+
+def test_ranges_without_a_last_state_gradient(rng, tiles):
+    """R > 1 and no gradient into the last state: the reverse chain starts from zero."""
+    tiles(BD=4, T_fwd=4, T_bwd=2, SEG=8, R=3)
+    ins = make_case(rng, 2, 5, 41, 3)
+    assert_close(run_both(ins, True, use_last=False), rtol=1e-10, atol=1e-11)
+
+
+def test_checkpoint_every_chunk_with_time_invariant_matrices(rng, tiles):
+    """SEG == T_bwd (no recompute pass) with time-invariant B and C, ranges and h0."""
+    tiles(BD=4, T_fwd=2, T_bwd=4, SEG=4, R=3)
+    ins = make_case(rng, 2, 6, 29, 3, varB=False, varC=False)
+    assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
+
+
+def test_tile_sizes_must_divide_the_segment():
+    with pytest.raises(ValueError, match="multiple of every chunk"):
+        ts._Config(BD=4, T_fwd=4, T_bwd=8, SEG=4, num_warps=1)
+    with pytest.raises(ValueError, match="multiple of every chunk"):
+        ts._Config(BD=4, T_fwd=4, T_bwd=4, SEG=8, num_warps=1, T_state=16)
 
 
 def test_long_sequence_float64(rng, tiles):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sciamba.nn import GraphedStep, Mamba
+from sciamba.nn import GraphedStep, Mamba, MambaBlock
 
 CUDA = torch.cuda.is_available()
 
@@ -29,10 +29,10 @@ def test_prefill_then_steps_equal_one_forward(rng, with_gaps):
     b, L, split = 3, 17, int(rng.integers(1, 16))
     x = torch.randn(b, L, 12)
     g = _gaps(rng, b, L) if with_gaps else None
-    stream = GraphedStep(net, batch=b, gaps=with_gaps)
-    assert not stream.graphed  # CPU: eager steps
-    y_ctx = stream.prefill(x[:, :split], None if g is None else g[:, :split])
-    ys = [stream(x[:, t], None if g is None else g[:, t]) for t in range(split, L)]
+    streamer = GraphedStep(net, batch=b, gaps=with_gaps)
+    assert not streamer.graphed  # CPU: eager steps
+    y_ctx = streamer.prefill(x[:, :split], None if g is None else g[:, :split])
+    ys = [streamer(x[:, t], None if g is None else g[:, t]) for t in range(split, L)]
     with torch.no_grad():
         ref = net(x, g)
     assert _rel(torch.cat([y_ctx, torch.stack(ys, 1)], 1), ref) < 1e-5
@@ -56,24 +56,35 @@ def test_reset_starts_a_new_stream_and_weights_are_read_live(rng):
 
 def test_bad_use():
     net = Mamba(8, 1, d_state=4).eval()
-    stream = GraphedStep(net, batch=2)
+    streamer = GraphedStep(net, batch=2)
     with pytest.raises(ValueError, match=r"shape \(batch, d_model\) = \(2, 8\)"):
-        stream(torch.randn(3, 8))
+        streamer(torch.randn(3, 8))
+    with pytest.raises(ValueError, match="float64 on cpu but the model is torch.float32"):
+        streamer(torch.randn(2, 8, dtype=torch.float64))
     with pytest.raises(ValueError, match="built without gaps"):
-        stream(torch.randn(2, 8), torch.ones(2))
+        streamer(torch.randn(2, 8), torch.ones(2))
     with_gaps = GraphedStep(net, batch=2, gaps=True)
     with pytest.raises(ValueError, match="gaps=True: pass gap"):
         with_gaps(torch.randn(2, 8))
     with pytest.raises(ValueError, match="finite and >= 0"):
         with_gaps(torch.randn(2, 8), torch.tensor([1.0, -1.0]))
+    with pytest.raises(AttributeError):
+        streamer.state = net.allocate_state(2)  # the graph writes into the stepper's own tensors
     with pytest.raises(ValueError, match="bidirectional"):
         GraphedStep(Mamba(8, 1, bidirectional=True).eval(), batch=2)
     with pytest.raises(ValueError, match="model.eval"):
         GraphedStep(Mamba(8, 1, dropout=0.1), batch=2)
     with pytest.raises(TypeError, match="sciamba.nn.Mamba"):
-        GraphedStep(torch.nn.Linear(2, 2), batch=2)
+        GraphedStep(MambaBlock(8), batch=2)
     with pytest.raises(ValueError, match="batch must be an integer >= 1"):
         GraphedStep(net, batch=0)
+
+
+def test_inputs_that_require_grad_do_not_build_a_graph():
+    net = Mamba(8, 1, d_state=4).eval()
+    streamer = GraphedStep(net, batch=2)
+    y = streamer(torch.randn(2, 8, requires_grad=True))
+    assert not y.requires_grad and y.grad_fn is None
 
 
 @pytest.mark.gpu
@@ -82,18 +93,30 @@ def test_bad_use():
 def test_replayed_graph_equals_eager_steps_on_gpu(rng, with_gaps):
     _seed(rng)
     net = Mamba(32, 2, d_state=8).cuda().eval()
-    b, L = 4, 40
+    b, L, split = 4, 40, 9
     x = torch.randn(b, L, 32, device="cuda")
     g = _gaps(rng, b, L, "cuda") if with_gaps else None
-    stream = GraphedStep(net, batch=b, gaps=with_gaps)
-    assert stream.graphed
+    gs = (lambda t: None) if g is None else (lambda t: g[:, t])  # noqa: E731
+    streamer = GraphedStep(net, batch=b, gaps=with_gaps)
+    assert streamer.graphed
     state = net.allocate_state(b)
     with torch.no_grad():
-        eager = torch.stack([net.step(x[:, t], state, None if g is None else g[:, t])[0]
-                             for t in range(L)], 1)
+        eager = torch.stack([net.step(x[:, t], state, gs(t))[0] for t in range(L)], 1)
         ref = net(x, g)
-    replayed = torch.stack([stream(x[:, t], None if g is None else g[:, t]) for t in range(L)], 1)
-    torch.testing.assert_close(replayed, eager, rtol=1e-5, atol=1e-5)
-    assert _rel(replayed, ref) < 1e-4
-    for mine, theirs in zip(stream.state.layers, state.layers):
+    # prefill, then replayed steps
+    y_ctx = streamer.prefill(x[:, :split], None if g is None else g[:, :split])
+    replayed = torch.stack([streamer(x[:, t], gs(t)) for t in range(split, L)], 1)
+    torch.testing.assert_close(replayed, eager[:, split:], rtol=1e-5, atol=1e-5)
+    assert _rel(torch.cat([y_ctx, replayed], 1), ref) < 1e-4
+    for mine, theirs in zip(streamer.state.layers, state.layers):
         torch.testing.assert_close(mine.ssm, theirs.ssm, rtol=1e-5, atol=1e-5)
+    # reset, and weights updated in place are read by the replays
+    other = Mamba(32, 2, d_state=8).cuda().eval()
+    net.load_state_dict(other.state_dict())
+    streamer.reset()
+    with torch.no_grad():
+        again = torch.stack([streamer(x[:, t], gs(t)) for t in range(L)], 1)
+        assert _rel(again, other(x, g)) < 1e-4
+    net.half()  # parameters replaced: the captured graph would read freed memory
+    with pytest.raises(RuntimeError, match="parameters were replaced"):
+        streamer(x[:, 0].half(), gs(0))

@@ -374,6 +374,25 @@ def test_bf16_autocast_on_cpu(rng):
     for n, p in net.named_parameters():
         assert torch.isfinite(grads16[n]).all(), n
         assert _rel(grads16[n], p.grad) < 0.1, n
+    # as autocast itself, the block never lowers float64
+    net64, x64 = net.double(), x.double()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y64 = net64(x64)
+    assert y64.dtype == torch.float64
+    torch.testing.assert_close(y64, net64(x64), rtol=1e-12, atol=1e-12)
+
+
+def test_step_under_autocast(rng):
+    """Mamba.step under bf16 autocast runs (mixed product/convolution dtypes) and stays close."""
+    _seed(rng)
+    net = Mamba(16, 2, d_state=4).eval()
+    x = torch.randn(2, 7, 16)
+    s32, s16 = net.allocate_state(2), net.allocate_state(2)
+    with torch.no_grad():
+        y32 = torch.stack([net.step(x[:, t], s32)[0] for t in range(7)], 1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y16 = torch.stack([net.step(x[:, t], s16)[0] for t in range(7)], 1)
+    assert torch.isfinite(y16.float()).all() and _rel(y16.float(), y32) < 5e-2
 
 
 def test_bad_inputs(rng):

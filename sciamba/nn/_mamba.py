@@ -25,10 +25,23 @@ __all__ = ["MambaBlock", "Mamba", "MambaBlockState", "MambaState", "selective_ss
 
 
 def _matmul_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype the block's products run in: autocast's where it is on, else ``x``'s."""
-    if torch.is_autocast_enabled(x.device.type):
-        return torch.get_autocast_dtype(x.device.type)
-    return x.dtype
+    """The dtype the block's products run in: autocast's where it is on, else ``x``'s.
+
+    As autocast itself: float64 is never lowered.
+    """
+    if x.dtype == torch.float64:
+        return x.dtype
+    kind = x.device.type
+    try:  # torch >= 2.4
+        on, dtype = torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)
+    except (TypeError, AttributeError):  # torch 2.2-2.3: per-device functions
+        if kind == "cuda":
+            on, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+        elif kind == "cpu":
+            on, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+        else:
+            on, dtype = False, x.dtype
+    return dtype if on else x.dtype
 
 
 def _f32(t: torch.Tensor) -> torch.Tensor:
@@ -477,6 +490,9 @@ class MambaBlock(nn.Module):
         u = F.silu(u)  # (b E)
         dt, Bm, Cm = torch.split(self.x_proj(u), [R, N, N], dim=-1)  # (b R), (b N), (b N)
         dt = F.linear(dt, self.dt_proj.weight)  # (b E)
+        # Under autocast the products come out in its dtype while the convolution's
+        # sum promoted u to the parameters' dtype; the step takes one activation dtype.
+        dt, z = dt.to(u.dtype), z.to(u.dtype)
         A = -torch.exp(_f32(self.A_log))  # (E N)
         if scale is None:
             y = kernels.selective_state_update(
