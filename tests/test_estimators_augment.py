@@ -106,7 +106,8 @@ def test_training_batch_is_augmented_and_evaluation_batch_is_not(rng):
 
 
 def test_batch_loss_is_smoothed_mixed_cross_entropy_in_training_only(rng):
-    clf = _fitted(rng, label_smoothing=0.2, head_dropout=0.0)  # no dropout: train == eval forward
+    # No dropout and no batch norm (the inception stem's): train == eval forward.
+    clf = _fitted(rng, label_smoothing=0.2, head_dropout=0.0, stem="multiscale")
     model = clf.model_.double()
     B, K, eps = 6, 3, 0.2
     batch = {

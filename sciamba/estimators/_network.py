@@ -7,8 +7,10 @@ forecaster:
 * an input projection from the channels (plus, for backbones that cannot take
   gaps, two features encoding the sampling: an observed flag and
   ``log(gap)``) to ``d_model``, zeroed at unobserved steps so a gap-aware
-  backbone leaves its state untouched there; optionally with multi-scale
-  convolutions beside it (:class:`ConvStem`, the classifier's default);
+  backbone leaves its state untouched there; or a convolutional stem before
+  the backbone (pooled models only): multi-scale convolutions beside the
+  projection (:class:`ConvStem`) or InceptionTime-style blocks with a
+  residual shortcut (:class:`InceptionStem`, the classifier's default);
 * a head: masked mean and max pooling over the observed steps, with the
   outputs at the first and last observed steps, optional dropout, then a
   linear layer (``pooled=True``, classification and regression), or a linear
@@ -22,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["SeriesNetwork", "ConvStem", "build_backbone"]
+__all__ = ["SeriesNetwork", "ConvStem", "InceptionStem", "MaskedBatchNorm", "build_backbone"]
 
 
 def build_backbone(name: str, d_model: int, n_layers: int, **kwargs: Any) -> nn.Module:
@@ -127,6 +129,185 @@ class ConvStem(nn.Module):
         return self.mix(torch.cat(feats, dim=-1))  # (B L D)
 
 
+class MaskedBatchNorm(nn.Module):
+    r"""Batch normalization of ``(B, L, D)`` features over the observed steps only.
+
+    In training, each channel is normalized by the mean and (biased) variance
+    of its values at the observed steps of the batch,
+
+    .. math:: \hat h_{btd} = \gamma_d \frac{h_{btd} - \mu_d}{\sqrt{\sigma_d^2 + \epsilon}} + \beta_d,
+              \qquad \mu_d = \frac{\sum_{bt} m_{bt} h_{btd}}{\sum_{bt} m_{bt}},
+              \quad \sigma_d^2 = \frac{\sum_{bt} m_{bt} (h_{btd} - \mu_d)^2}{\sum_{bt} m_{bt}},
+
+    and running averages of :math:`\mu` and of the unbiased variance are
+    kept (momentum 0.1) for evaluation, as :class:`torch.nn.BatchNorm1d`
+    does [1]_. Unobserved steps (padding in front of shorter series) neither
+    enter the statistics nor matter downstream (the caller zeroes them): a
+    batch of fully observed series is normalized exactly as
+    :class:`torch.nn.BatchNorm1d` would.
+
+    Parameters
+    ----------
+    d : int
+        Channels.
+    eps : float, optional
+        :math:`\epsilon`.
+    momentum : float, optional
+        Weight of the newest batch in the running statistics.
+
+    References
+    ----------
+    .. [1] S. Ioffe and C. Szegedy, "Batch Normalization: Accelerating Deep
+           Network Training by Reducing Internal Covariate Shift", ICML 2015,
+           arXiv:1502.03167.
+
+    Examples
+    --------
+    >>> import torch
+    >>> bn = MaskedBatchNorm(4)
+    >>> h, mask = torch.randn(3, 10, 4), torch.ones(3, 10, 1)
+    >>> out = bn(h, mask)
+    >>> bool(out.mean(dim=(0, 1)).abs().max() < 1e-5)
+    True
+    """
+
+    def __init__(self, d: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps = float(eps)
+        self.momentum = float(momentum)
+        self.weight = nn.Parameter(torch.ones(d))
+        self.bias = nn.Parameter(torch.zeros(d))
+        self.register_buffer("running_mean", torch.zeros(d))
+        self.register_buffer("running_var", torch.ones(d))
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Normalize ``h`` ``(B, L, D)``; ``mask`` ``(B, L, 1)`` is 1 at observed steps."""
+        n = mask.sum()  # observed (series, step) pairs
+        if self.training and n > 1:
+            mean = (h * mask).sum(dim=(0, 1)) / n  # (D)
+            var = (((h - mean) * mask) ** 2).sum(dim=(0, 1)) / n  # (D)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                unbiased = var.detach() * (n / (n - 1))
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var  # (D)
+        return (h - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias  # (B L D)
+
+
+class _InceptionBlock(nn.Module):
+    """One inception block ``(B, L, c_in) -> (B, L, d)``, normalized, before its activation."""
+
+    def __init__(self, c_in: int, d: int, kernels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.kernels = kernels
+        width = d // (len(kernels) + 1)
+        # A bottleneck only helps when there are several channels to mix
+        # (InceptionTime skips it for univariate input).
+        self.bottleneck = nn.Linear(c_in, d, bias=False) if c_in > 1 else None
+        c_conv = d if c_in > 1 else c_in
+        self.convs = nn.ModuleList(nn.Conv1d(c_conv, width, k, bias=False) for k in kernels)
+        self.pool_proj = nn.Linear(c_in, d - width * len(kernels), bias=False)
+        self.norm = MaskedBatchNorm(d)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        z = x if self.bottleneck is None else self.bottleneck(x)  # (B L c)
+        zt = z.transpose(1, 2)  # (B c L)
+        feats = []
+        for k, conv in zip(self.kernels, self.convs):
+            padded = nn.functional.pad(zt, ((k - 1) // 2, k // 2))  # (B c L+k-1)
+            feats.append(conv(padded).transpose(1, 2))  # (B L w)
+        # Max over each step and its observed neighbours: unobserved steps
+        # (and the ends) take no part, so padding in front changes nothing.
+        observed = mask > 0  # (B L 1)
+        low = torch.finfo(x.dtype).min
+        pooled = nn.functional.max_pool1d(
+            x.masked_fill(~observed, low).transpose(1, 2), 3, stride=1, padding=1
+        ).transpose(1, 2)  # (B L c_in)
+        pooled = torch.where(observed, pooled, torch.zeros_like(pooled))  # (B L c_in)
+        feats.append(self.pool_proj(pooled))  # (B L d-mw)
+        return self.norm(torch.cat(feats, dim=-1), mask)  # (B L d)
+
+
+class InceptionStem(nn.Module):
+    r"""InceptionTime-style convolutional input embedding ``(B, L, C) -> (B, L, d_model)``.
+
+    ``depth`` inception blocks [1]_ in a row, each: a bottleneck (a linear
+    map of the channels to ``d_model``; skipped when the input has one
+    channel), parallel centred convolutions of the given widths on it and a
+    max-pool (width 3) of the block input followed by a linear map, all
+    concatenated to ``d_model`` channels (``d_model // (m + 1)`` per
+    convolution, the rest to the pool branch; the max-pool reads observed
+    steps only), batch-normalized over the
+    observed steps (:class:`MaskedBatchNorm`) and passed through a ReLU.
+    A residual shortcut, a normalized linear map of the input, is added
+    before the last ReLU:
+
+    .. math:: e = \mathrm{ReLU}\big(B_{\text{depth}} \circ \cdots \circ B_1(x)
+              + \mathrm{BN}(W_s x)\big).
+
+    Convolution inputs are zeroed at unobserved steps (the leading padding
+    of shorter series), so every block sees them as the zero padding of a
+    convolution. The convolutions are centred (``(k - 1) // 2`` steps before,
+    ``k // 2`` after): for non-causal (pooled) models only. They count steps,
+    not time: with gaps, neighbours are the adjacent observations.
+
+    Parameters
+    ----------
+    n_in : int
+        Input features per step.
+    d_model : int
+        Output width; at least ``len(kernels) + 1``.
+    kernels : sequence of int, optional
+        Convolution widths (positive); InceptionTime uses 10, 20, 40 (the
+        odd 9, 19, 39 here centre exactly).
+    depth : int, optional
+        Inception blocks (InceptionTime's residual unit has 3).
+
+    References
+    ----------
+    .. [1] H. Ismail Fawaz et al., "InceptionTime: Finding AlexNet for Time
+           Series Classification", Data Min. Knowl. Disc. 34, 1936-1962
+           (2020), arXiv:1909.04939.
+
+    Examples
+    --------
+    >>> import torch
+    >>> stem = InceptionStem(1, 8, (3, 9), depth=2)
+    >>> stem(torch.zeros(2, 50, 1), torch.ones(2, 50, 1)).shape
+    torch.Size([2, 50, 8])
+    """
+
+    def __init__(
+        self, n_in: int, d_model: int, kernels: tuple[int, ...] = (9, 19, 39), depth: int = 3
+    ) -> None:
+        super().__init__()
+        self.kernels = tuple(int(k) for k in kernels)
+        if not self.kernels or min(self.kernels) < 1:
+            raise ValueError(f"InceptionStem needs positive kernel widths; got {kernels!r}.")
+        if d_model < len(self.kernels) + 1:
+            raise ValueError(
+                f"An inception stem with {len(self.kernels)} kernels needs d_model >= "
+                f"{len(self.kernels) + 1} (one channel per branch at least); got d_model={d_model}."
+            )
+        if depth < 1:
+            raise ValueError(f"InceptionStem needs depth >= 1; got {depth}.")
+        self.blocks = nn.ModuleList(
+            _InceptionBlock(n_in if i == 0 else d_model, d_model, self.kernels) for i in range(depth)
+        )
+        self.shortcut = nn.Linear(n_in, d_model, bias=False)
+        self.shortcut_norm = MaskedBatchNorm(d_model)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Embed ``x`` ``(B, L, C)``, 0 where ``mask`` ``(B, L, 1)`` is 0; returns ``(B, L, d_model)``."""
+        h = x  # (B L C)
+        for i, block in enumerate(self.blocks):
+            h = block(h, mask)  # (B L D)
+            if i < len(self.blocks) - 1:
+                h = torch.relu(h) * mask  # (B L D): zero padding for the next block
+        return torch.relu(h + self.shortcut_norm(self.shortcut(x), mask))  # (B L D)
+
+
 class SeriesNetwork(nn.Module):
     """Embedding, backbone and head around a :mod:`sciamba.nn` backbone.
 
@@ -147,8 +328,10 @@ class SeriesNetwork(nn.Module):
     out_shape : tuple of int, optional
         Per-step output shape for the autoregressive highway.
     stem : tuple of int, optional
-        Kernel widths of a :class:`ConvStem` input embedding (pooled models
+        Kernel widths of a convolutional input embedding (pooled models
         only: its convolutions look ahead); empty: a linear embedding.
+    stem_type : {"multiscale", "inception"}, optional
+        :class:`ConvStem` or :class:`InceptionStem` (when ``stem`` is given).
     head_dropout : float, optional
         Dropout on the pooled features before the output layer (pooled only).
     **backbone_kwargs
@@ -173,6 +356,7 @@ class SeriesNetwork(nn.Module):
         highway: int = 0,
         out_shape: tuple[int, ...] | None = None,
         stem: tuple[int, ...] = (),
+        stem_type: str = "multiscale",
         head_dropout: float = 0.0,
         **backbone_kwargs: Any,
     ) -> None:
@@ -187,7 +371,15 @@ class SeriesNetwork(nn.Module):
         self.use_gaps = bool(getattr(self.backbone, "supports_gaps", False))
         # Without gap support the sampling pattern enters as input features.
         n_in = n_channels + (0 if self.use_gaps else 2)
-        self.embed = ConvStem(n_in, d_model, stem) if stem else nn.Linear(n_in, d_model)
+        if stem_type not in ("multiscale", "inception"):
+            raise ValueError(f"stem_type must be 'multiscale' or 'inception'; got {stem_type!r}.")
+        self.embed_takes_mask = bool(stem) and stem_type == "inception"
+        if not stem:
+            self.embed = nn.Linear(n_in, d_model)
+        elif stem_type == "inception":
+            self.embed = InceptionStem(n_in, d_model, stem)
+        else:
+            self.embed = ConvStem(n_in, d_model, stem)
         self.pooled = pooled
         self.head_dropout = nn.Dropout(head_dropout) if head_dropout else None
         self.head = nn.Linear(4 * d_model if pooled else d_model, n_outputs)
@@ -227,7 +419,10 @@ class SeriesNetwork(nn.Module):
         if not self.use_gaps:
             log_gap = torch.log(torch.where(observed, gaps, torch.ones_like(gaps)))  # (B L)
             x = torch.cat([x, mask, log_gap.unsqueeze(-1)], dim=-1)  # (B L C+2)
-        h = self.embed(x) * mask  # (B L D): exactly 0 where unobserved
+        if self.embed_takes_mask:
+            h = self.embed(x * mask, mask) * mask  # (B L D): exactly 0 where unobserved
+        else:
+            h = self.embed(x) * mask  # (B L D): exactly 0 where unobserved
         h = self.backbone(h, gaps=gaps) if self.use_gaps else self.backbone(h)  # (B L D)
         if not self.pooled:
             out = self.head(h)  # (B L n_outputs)
