@@ -96,8 +96,9 @@ def test_gaps_equal_reference_scan_with_scaled_delta(rng):
     gaps = _gaps(rng, 2, 41)
     y = block(x, gaps)
     assert _rel(y.double(), _reference_block(block, x, gaps)) < 1e-5
-    # and the gaps matter: a regular grid gives something else
-    assert _rel(block(x), y) > 1e-2
+    # and the gaps matter: a regular grid gives something else (far above float32 noise;
+    # the skip term D·u, which gaps do not touch, can dominate: 1.3% of draws fall under 1e-2)
+    assert _rel(block(x), y) > 1e-3
     # all-ones gaps are the regular grid
     assert _rel(block(x, torch.ones(2, 41)), block(x)) < 1e-6
 
