@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ._backends import resolve_backend
 from ._interface import validate_step_inputs
 from ._math import add_skip, discretize_delta, gate_output
 
@@ -21,6 +22,8 @@ def selective_state_update(
     z: torch.Tensor | None = None,
     dt_bias: torch.Tensor | None = None,
     dt_softplus: bool = False,
+    *,
+    backend: str = "auto",
 ) -> torch.Tensor:
     r"""Advance the scan state by one time step, in place, and return that step's output.
 
@@ -34,7 +37,8 @@ def selective_state_update(
         y \leftarrow y \odot \operatorname{silu}(z).
 
     Same arguments as mamba_ssm's Triton ``selective_state_update`` (without
-    heads), computed in PyTorch on any device.
+    heads), plus a choice of backend: one Triton kernel on CUDA, a few
+    PyTorch ops anywhere.
 
     Parameters
     ----------
@@ -52,6 +56,11 @@ def selective_state_update(
     z : Tensor, shape ``(batch, dim)``, optional
         Gate; the output is multiplied by ``silu(z)``.
     dt_softplus : bool, default False
+    backend : {"auto", "torch", "triton"}, default "auto"
+        ``"triton"``: one fused kernel (CUDA tensors, or CPU tensors under
+        ``TRITON_INTERPRET=1``; needs a contiguous ``state``). ``"torch"``:
+        PyTorch ops, any device and layout. ``"auto"``: Triton on CUDA when
+        ``state`` is contiguous, torch otherwise.
 
     Returns
     -------
@@ -74,6 +83,16 @@ def selective_state_update(
     True
     """
     x, dt, A, B, C, D, z, dt_bias = validate_step_inputs(state, x, dt, A, B, C, D, z, dt_bias)
+    name = resolve_backend(backend, state.device)
+    if name == "triton" and not state.is_contiguous():
+        if backend == "triton":
+            raise ValueError("backend='triton' updates state in place and needs it contiguous; "
+                             "pass state.contiguous() (and keep that tensor) or use backend='torch'")
+        name = "torch"
+    if name == "triton":
+        from ._triton_step import selective_state_update_triton
+
+        return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
     cdt = state.dtype
     d = state.shape[1]
     G = B.shape[1]

@@ -326,6 +326,16 @@ def test_backend_argument_reaches_the_kernel(rng, monkeypatch):
     monkeypatch.setattr(kernels, "selective_scan", spy)
     net(torch.randn(1, 6, 8))
     assert seen == ["torch", "torch"]
+    real_step = kernels.selective_state_update
+
+    def spy_step(*args, **kwargs):
+        seen.append(("step", kwargs["backend"]))
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "selective_state_update", spy_step)
+    with torch.no_grad():
+        net.step(torch.randn(1, 8), net.allocate_state(1))
+    assert seen[2:] == [("step", "torch"), ("step", "torch")]
     with pytest.raises(ValueError, match="backend"):
         Mamba(8, 1, backend="cuda")
 

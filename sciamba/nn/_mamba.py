@@ -497,12 +497,13 @@ class MambaBlock(nn.Module):
         if scale is None:
             y = kernels.selective_state_update(
                 state.ssm, u, dt, A, Bm, Cm, _f32(self.D), z,
-                dt_bias=_f32(self.dt_proj.bias), dt_softplus=True,
+                dt_bias=_f32(self.dt_proj.bias), dt_softplus=True, backend=self.backend,
             )  # (b E)
         else:
             delta = discretize_delta(_f32(dt), _f32(self.dt_proj.bias), True) * scale[:, None]  # (b E)
             y = kernels.selective_state_update(
-                state.ssm, u, delta.to(u.dtype), A, Bm, Cm, _f32(self.D), z, dt_softplus=False
+                state.ssm, u, delta.to(u.dtype), A, Bm, Cm, _f32(self.D), z, dt_softplus=False,
+                backend=self.backend,
             )  # (b E)
         out = self.out_proj(y)  # (b d)
         if pad is not None:

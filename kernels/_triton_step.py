@@ -1,0 +1,96 @@
+r"""Triton kernel of one recurrent selective-scan step (``selective_state_update``).
+
+.. math::
+
+    \Delta = \operatorname{softplus}(dt + b_\Delta), \qquad
+    h \leftarrow e^{\Delta A} \odot h + \Delta\, x\, B, \qquad
+    y = \textstyle\sum_n C[n]\, h[n] + D\, x \;(\odot\, \operatorname{silu}(z))
+
+for every batch row and channel, in one launch: the PyTorch form of the same
+step is a dozen small kernels, and a streaming step is nothing but such
+launches (host time eagerly, GPU launch gaps when replayed as a CUDA graph).
+One program owns ``BD`` channels of one batch row and their ``(BD, N)``
+states, read once and written back in place.
+
+This module is private: :func:`sciamba.kernels.selective_state_update`
+validates the inputs and calls :func:`selective_state_update_triton`.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._backends import _interpret_enabled, on_device
+from ._launch import launch
+from ._triton_scan import _next_pow2, _sigmoid, _softplus
+
+__all__ = ["selective_state_update_triton"]
+
+
+@triton.jit
+def _step_kernel(
+    state_ptr,                     # (b, dim, N), updated in place
+    x_ptr, dt_ptr, z_ptr, y_ptr,   # (b, dim)
+    A_ptr,                         # (dim, N)
+    B_ptr, C_ptr,                  # (b, G, N)
+    D_ptr, bias_ptr,               # (dim,)
+    dim, cpgB, GB, cpgC, GC,
+    N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    FAST: tl.constexpr,
+):
+    pid_d = tl.program_id(0)
+    pid_b = tl.program_id(1)
+    cdt = state_ptr.dtype.element_ty
+    d = pid_d * BD + tl.arange(0, BD)                               # (BD,)
+    dm = d < dim
+    n = tl.arange(0, NP)                                            # (NP,)
+    m2 = dm[:, None] & (n < N)[None, :]                             # (BD, NP)
+    row = pid_b.to(tl.int64) * dim + d                              # (BD,)
+
+    x = tl.load(x_ptr + row, mask=dm, other=0.0).to(cdt)            # (BD,)
+    dt = tl.load(dt_ptr + row, mask=dm, other=0.0).to(cdt)
+    if HAS_BIAS:
+        dt += tl.load(bias_ptr + d, mask=dm, other=0.0).to(cdt)
+    if SOFTPLUS:
+        dt = _softplus(dt, FAST)
+    A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=m2, other=0.0).to(cdt)   # (BD, NP)
+    Bm = tl.load(B_ptr + ((pid_b.to(tl.int64) * GB + d // cpgB) * N)[:, None] + n[None, :],
+                 mask=m2, other=0.0).to(cdt)                        # (BD, NP)
+    Cm = tl.load(C_ptr + ((pid_b.to(tl.int64) * GC + d // cpgC) * N)[:, None] + n[None, :],
+                 mask=m2, other=0.0).to(cdt)
+    s_off = row[:, None] * N + n[None, :]                           # (BD, NP)
+    h = tl.load(state_ptr + s_off, mask=m2, other=0.0)
+    h = tl.exp(dt[:, None] * A) * h + (dt * x)[:, None] * Bm        # (BD, NP)
+    tl.store(state_ptr + s_off, h, mask=m2)
+    y = tl.sum(h * Cm, axis=1)                                      # (BD,)
+    if HAS_D:
+        y += tl.load(D_ptr + d, mask=dm, other=0.0).to(cdt) * x
+    if HAS_Z:
+        zz = tl.load(z_ptr + row, mask=dm, other=0.0).to(cdt)
+        y = y * zz * _sigmoid(zz, FAST)
+    tl.store(y_ptr + row, y.to(y_ptr.dtype.element_ty), mask=dm)
+
+
+def selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus):
+    """One step with the Triton kernel (inputs validated; ``B``, ``C`` grouped ``(b, G, N)``).
+
+    ``state`` must be contiguous: it is updated in place.
+    """
+    b, dim, N = state.shape
+    GB, GC = B.shape[1], C.shape[1]
+    x, dt = x.contiguous(), dt.contiguous()
+    z = z.contiguous() if z is not None else None
+    y = torch.empty_like(x)
+    NP = _next_pow2(N)
+    BD = max(1, min(_next_pow2(dim), 4096 // NP, 64))
+    fast = state.dtype == torch.float32 and state.device.type == "cuda" and not _interpret_enabled()
+    with on_device(state):
+        launch(_step_kernel, (triton.cdiv(dim, BD), b), state, x, dt, z if z is not None else x, y, A,
+               B.contiguous(), C.contiguous(), D if D is not None else A, dt_bias if dt_bias is not None else A,
+               dim, dim // GB, GB, dim // GC, GC, N=N, NP=NP, BD=BD, HAS_D=D is not None,
+               HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=bool(dt_softplus), FAST=fast,
+               num_warps=1 if BD * NP <= 1024 else 4)
+    return y
