@@ -138,6 +138,11 @@ class GraphedStep:
         torch.Tensor
             ``y_t`` ``(batch, d_model)``, a new tensor.
         """
+        if self.graphed and self._param_ptrs() != self._ptrs:
+            raise RuntimeError(
+                "the model's parameters were replaced (e.g. model.to(), .half() or "
+                "load_state_dict(assign=True)) after the graph was captured; build a new GraphedStep"
+            )
         if not isinstance(x_t, torch.Tensor) or tuple(x_t.shape) != tuple(self._x.shape):
             raise ValueError(
                 f"x_t must be a tensor of shape (batch, d_model) = {tuple(self._x.shape)}, "
@@ -158,11 +163,6 @@ class GraphedStep:
         with torch.no_grad():
             if not self.graphed:
                 return self.model.step(x_t, self._state, gap)[0]
-            if self._param_ptrs() != self._ptrs:
-                raise RuntimeError(
-                    "the model's parameters were replaced (e.g. model.to(), .half() or "
-                    "load_state_dict(assign=True)) after the graph was captured; build a new GraphedStep"
-                )
             self._x.copy_(x_t)
             if gap is not None:
                 self._gap.copy_(gap)
