@@ -55,13 +55,17 @@ def _spec(args: tuple) -> tuple:
     return tuple(out)
 
 
+try:
+    from triton import knobs as _KNOBS
+except ImportError:  # a Triton without knobs: only its environment variables
+    _KNOBS = None
+
+
 def _settings() -> tuple:
     """Triton's global compilation settings that select a different kernel (absent ones: None)."""
-    try:
-        from triton import knobs
-    except ImportError:  # a Triton without knobs: only its environment variables
+    if _KNOBS is None:
         return ()
-    rt, comp = getattr(knobs, "runtime", None), getattr(knobs, "compilation", None)
+    rt, comp = getattr(_KNOBS, "runtime", None), getattr(_KNOBS, "compilation", None)
     return (getattr(rt, "debug", None), getattr(rt, "add_stages_inspection_hook", None),
             getattr(comp, "instrumentation_mode", None), getattr(comp, "fpsan_homomorphic_casts", None))
 

@@ -75,7 +75,8 @@ def _step_kernel(
 
 
 def selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus):
-    """One step with the Triton kernel (inputs validated; ``B``, ``C`` grouped ``(b, G, N)``).
+    """One step with the Triton kernel (inputs validated: ``A``, ``B``, ``C``, ``D``, ``dt_bias``
+    contiguous, ``B``, ``C`` grouped ``(b, G, N)``; ``x``, ``dt``, ``z`` may be strided views).
 
     ``state`` must be contiguous: it is updated in place.
     """
@@ -89,7 +90,7 @@ def selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softp
     fast = state.dtype == torch.float32 and state.device.type == "cuda" and not _interpret_enabled()
     with on_device(state):
         launch(_step_kernel, (triton.cdiv(dim, BD), b), state, x, dt, z if z is not None else x, y, A,
-               B.contiguous(), C.contiguous(), D if D is not None else A, dt_bias if dt_bias is not None else A,
+               B, C, D if D is not None else A, dt_bias if dt_bias is not None else A,
                dim, dim // GB, GB, dim // GC, GC, N=N, NP=NP, BD=BD, HAS_D=D is not None,
                HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=bool(dt_softplus), FAST=fast,
                num_warps=1 if BD * NP <= 1024 else 4)

@@ -13,24 +13,31 @@ from sciamba.estimators._network import ConvStem, InceptionStem, MaskedBatchNorm
 TINY = dict(d_model=8, n_layers=1, d_state=4, expand=1, max_epochs=2, device="cpu", random_state=0)
 
 
+def _same_correlation(x, K):
+    """``x`` (B L C) correlated with ``K`` (D C k), "same" padding, as a plain loop -> (B L D).
+
+    The extra zero of an even kernel goes right.
+    """
+    B, L, _ = x.shape
+    D, _, k = K.shape
+    left = (k - 1) // 2
+    y = np.zeros((B, L, D))
+    for bb in range(B):
+        for t in range(L):
+            for j in range(k):
+                s = t - left + j
+                if 0 <= s < L:
+                    y[bb, t] += K[:, :, j] @ x[bb, s]
+    return y
+
+
 def _stem_reference(x, stem):
     """Plain-loop float64 ConvStem: linear, centred correlations + GELU, then the mix."""
-    B, L, C = x.shape
     W, b = stem.linear.weight.detach().double().numpy(), stem.linear.bias.detach().double().numpy()
     parts = [x @ W.T + b]  # (B L D)
     for conv in stem.convs:
-        K = conv.weight.detach().double().numpy()  # (D C k)
-        kb = conv.bias.detach().double().numpy()  # (D)
-        D, _, k = K.shape
-        left = (k - 1) // 2  # "same" padding: the extra zero of an even kernel goes right
-        y = np.zeros((B, L, D))
-        for bb in range(B):
-            for t in range(L):
-                for j in range(k):
-                    s = t - left + j
-                    if 0 <= s < L:
-                        y[bb, t] += K[:, :, j] @ x[bb, s]
-        y += kb
+        y = _same_correlation(x, conv.weight.detach().double().numpy())
+        y += conv.bias.detach().double().numpy()  # (D)
         parts.append(0.5 * y * (1.0 + erf(y / np.sqrt(2.0))))  # exact GELU
     Wm, bm = stem.mix.weight.detach().double().numpy(), stem.mix.bias.detach().double().numpy()
     return np.concatenate(parts, axis=-1) @ Wm.T + bm
@@ -133,17 +140,7 @@ def _block_reference(x, m, block):
     z = x if block.bottleneck is None else x @ block.bottleneck.weight.detach().double().numpy().T
     feats = []
     for conv in block.convs:
-        K = conv.weight.detach().double().numpy()  # (w c k)
-        k = K.shape[2]
-        left = (k - 1) // 2
-        y = np.zeros((B, L, K.shape[0]))
-        for bb in range(B):
-            for t in range(L):
-                for j in range(k):
-                    s = t - left + j
-                    if 0 <= s < L:
-                        y[bb, t] += K[:, :, j] @ z[bb, s]
-        feats.append(y)
+        feats.append(_same_correlation(z, conv.weight.detach().double().numpy()))
     pooled = np.zeros_like(x)
     for bb in range(B):
         for t in range(L):
