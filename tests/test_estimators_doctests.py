@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["_classifier", "_regressor", "_forecaster", "_augment"]
+MODULES = ["_classifier", "_regressor", "_forecaster", "_augment", "_network"]
 
 
 @pytest.mark.parametrize("name", MODULES)

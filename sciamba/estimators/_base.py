@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from ._network import SeriesNetwork
+from ._network import SeriesNetwork, network_from_config
 
 __all__ = ["MambaEstimatorMixin", "BACKBONES"]
 
@@ -147,22 +147,52 @@ class MambaEstimatorMixin:
         global RNG state is left as it was. ``early_stopping`` overrides the
         parameter of that name (the subclass's resolution of ``"auto"``).
         """
-        early = bool(self.early_stopping) if early_stopping is None else early_stopping
-        device = self._resolve_device()
-        amp = self._autocast_dtype(device)
         warm = (
             warm_ok
             and self.warm_start
             and getattr(self, "model_", None) is not None
             and getattr(self, "_model_config", None) == config
         )
+        start = (self.model_, self.history_, self.n_epochs_) if warm else None
+        model, history, n_epochs, best_epoch = self._fit_network(
+            config, data, train_samples, val_samples, seed, start=start,
+            early_stopping=early_stopping,
+        )
+        self.model_ = model
+        self._model_config = config
+        self.device_ = self._resolve_device()
+        self.history_ = history
+        self.n_epochs_ = n_epochs
+        self.best_epoch_ = best_epoch
+
+    def _fit_network(
+        self,
+        config: dict[str, Any],
+        data: Any,
+        train_samples: np.ndarray,
+        val_samples: np.ndarray | None,
+        seed: int,
+        *,
+        start: tuple[torch.nn.Module, dict, int] | None = None,
+        early_stopping: bool | None = None,
+        desc: str | None = None,
+    ) -> tuple[torch.nn.Module, dict[str, list[float]], int, int]:
+        """Train one network; returns ``(model, history, n_epochs, best_epoch)``.
+
+        ``start``: ``(model, history, n_epochs)`` of a fitted network to
+        continue (warm start); otherwise a new one is built from ``config``
+        with ``seed``. ``desc`` labels the progress bar. See :meth:`_train`.
+        """
+        early = bool(self.early_stopping) if early_stopping is None else early_stopping
+        device = self._resolve_device()
+        amp = self._autocast_dtype(device)
         rng = np.random.default_rng(seed)
         with torch.random.fork_rng(devices=self._fork_devices(device)):
             torch.manual_seed(seed)
-            if warm:
-                model = self.model_.to(device)
-                history = {k: list(v) for k, v in self.history_.items()}
-                epoch0 = self.n_epochs_
+            if start is not None:
+                model = start[0].to(device)
+                history = {k: list(v) for k, v in start[1].items()}
+                epoch0 = start[2]
             else:
                 model = self._build_model(config, device)
                 history = {"train_loss": [], "val_loss": []}
@@ -187,7 +217,7 @@ class MambaEstimatorMixin:
             best_epoch = epoch0
             stale = 0
             bar = tqdm(
-                range(total), disable=self.verbose <= 0, desc=type(self).__name__,
+                range(total), disable=self.verbose <= 0, desc=desc or type(self).__name__,
                 unit="epoch", leave=self.verbose > 1,
             )
             n_run = 0
@@ -248,12 +278,7 @@ class MambaEstimatorMixin:
             else:
                 best_epoch = epoch0 + n_run
         model.eval()
-        self.model_ = model
-        self._model_config = config
-        self.device_ = device
-        self.history_ = history
-        self.n_epochs_ = epoch0 + n_run
-        self.best_epoch_ = best_epoch
+        return model, history, epoch0 + n_run, best_epoch
 
     def _training_batch(self, data: Any, samples: np.ndarray, rng: np.random.Generator) -> dict:
         """A training batch: :meth:`_make_batch`, plus any augmentation drawn from ``rng``."""
@@ -331,7 +356,7 @@ class MambaEstimatorMixin:
         if device.type == "cuda" and not torch.cuda.is_available():
             device = torch.device("cpu")
         with torch.random.fork_rng(devices=[]):
-            model = SeriesNetwork(**self._model_config)
+            model = network_from_config(self._model_config)
         model.load_state_dict(weights)
         self.model_ = model.to(device).eval()
         self.device_ = device

@@ -15,16 +15,24 @@ forecaster:
   outputs at the first and last observed steps, optional dropout, then a
   linear layer (``pooled=True``, classification and regression), or a linear
   layer at every step giving the next ``horizon`` values (forecasting).
+
+:class:`ProbabilityAverage` joins several trained classification networks
+into one module whose output is the log of their mean class probabilities
+(the classifier's ``n_estimators``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["SeriesNetwork", "ConvStem", "InceptionStem", "MaskedBatchNorm", "build_backbone"]
+__all__ = [
+    "SeriesNetwork", "ConvStem", "InceptionStem", "MaskedBatchNorm", "ProbabilityAverage",
+    "build_backbone", "network_from_config",
+]
 
 
 def build_backbone(name: str, d_model: int, n_layers: int, **kwargs: Any) -> nn.Module:
@@ -451,3 +459,67 @@ class SeriesNetwork(nn.Module):
         if self.highway is not None:
             out = out + self.highway(values.reshape(values.shape[0], -1))  # (B n_outputs)
         return out
+
+
+class ProbabilityAverage(nn.Module):
+    r"""Ensemble of classification networks: the log of their mean class probabilities.
+
+    For members :math:`f_1, \dots, f_M` returning logits, the output is
+
+    .. math:: \log \bar p(x), \qquad \bar p(x) = \frac{1}{M} \sum_{m=1}^{M}
+              \operatorname{softmax}\big(f_m(x)\big),
+
+    computed as :math:`\operatorname{logsumexp}_m \log\operatorname{softmax}
+    f_m(x) - \log M`. Since :math:`\bar p` sums to one, a softmax of the
+    output gives back :math:`\bar p` exactly, so the module stands wherever
+    a single network's logits are expected (soft voting of independently
+    trained networks, as the InceptionTime ensemble does [1]_).
+
+    Parameters
+    ----------
+    members : sequence of torch.nn.Module
+        Networks ``(x, gaps) -> (B, n_classes)`` logits.
+
+    References
+    ----------
+    .. [1] H. Ismail Fawaz et al., "InceptionTime: Finding AlexNet for Time
+           Series Classification", Data Min. Knowl. Disc. 34, 1936-1962
+           (2020), arXiv:1909.04939.
+
+    Examples
+    --------
+    >>> import torch
+    >>> nets = [SeriesNetwork(1, 3, backbone="lstm", d_model=4, n_layers=1, pooled=True)
+    ...         for _ in range(2)]
+    >>> ens = ProbabilityAverage(nets).eval()
+    >>> x, gaps = torch.randn(5, 20, 1), torch.ones(5, 20)
+    >>> mean = sum(torch.softmax(n(x, gaps), -1) for n in nets) / 2
+    >>> torch.allclose(torch.softmax(ens(x, gaps), -1), mean)
+    True
+    """
+
+    def __init__(self, members: Any) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        if len(self.members) < 1:
+            raise ValueError("ProbabilityAverage needs at least one member network.")
+
+    def forward(self, x: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """Log mean probabilities ``(B, n_classes)`` of ``x`` ``(B, L, C)`` with ``gaps`` ``(B, L)``."""
+        logp = torch.stack(
+            [torch.log_softmax(m(x, gaps), dim=-1) for m in self.members]
+        )  # (M B K)
+        return torch.logsumexp(logp, dim=0) - math.log(len(self.members))  # (B K)
+
+
+def network_from_config(config: dict[str, Any]) -> nn.Module:
+    """A freshly initialized network for ``config``.
+
+    ``config`` holds :class:`SeriesNetwork` keywords, plus ``n_members``
+    (an int) for a :class:`ProbabilityAverage` of that many of them.
+    """
+    config = dict(config)
+    n_members = config.pop("n_members", None)
+    if n_members is None:
+        return SeriesNetwork(**config)
+    return ProbabilityAverage([SeriesNetwork(**config) for _ in range(int(n_members))])
