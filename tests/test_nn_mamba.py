@@ -443,3 +443,99 @@ def test_bad_inputs(rng):
         MambaBlock(8, dt_rank="big")
     with pytest.raises(ValueError, match="dropout"):
         Mamba(8, 1, dropout=1.5)
+
+
+# ------------------------------------------------------------------ fused training node
+_TRITON_CPU = any(b.startswith("triton") for b in available_backends("cpu").available)
+needs_triton_cpu = pytest.mark.skipif(not _TRITON_CPU, reason="needs Triton's interpreter (TRITON_INTERPRET=1)")
+
+
+def _fused(y: torch.Tensor) -> bool:
+    return y.grad_fn is not None and "MambaInner" in type(y.grad_fn).__name__
+
+
+@needs_triton_cpu
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_training_node_matches_reference_gradients(rng, bias):
+    """The one-node training path: output and every gradient equal autograd through the float64 reference."""
+    _seed(rng)
+    b, L = int(rng.integers(1, 4)), int(rng.integers(2, 24))
+    block = MambaBlock(6, d_state=3, d_conv=3, expand=2, dt_rank=2, bias=bias, backend="triton").double()
+    with torch.no_grad():  # non-trivial biases and D so every term is exercised
+        if bias:
+            block.in_proj.bias.normal_()
+            block.out_proj.bias.normal_()
+        block.conv1d.bias.normal_()
+        block.D.normal_()
+        block.A_log.add_(torch.randn_like(block.A_log) * 0.3)
+    x = torch.randn(b, L, 6, dtype=torch.float64, requires_grad=True)
+    y = block(x)
+    assert _fused(y)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, *block.parameters()], g)
+    ref = _reference_block(block, x, detach=False)
+    want = torch.autograd.grad(ref, [x, *block.parameters()], g)
+    assert _rel(y, ref) < 1e-12
+    for name, a, w in zip(["x"] + [n for n, _ in block.named_parameters()], got, want):
+        assert a.dtype == w.dtype and a.shape == w.shape, name
+        assert _rel(a, w) < 1e-10, name
+
+
+@needs_triton_cpu
+def test_fused_training_node_in_a_bidirectional_stack(rng):
+    """A float32 bidirectional stack trained through the fused node equals the composite torch path."""
+    _seed(rng)
+    net = Mamba(8, 2, d_state=3, d_conv=2, bidirectional=True, backend="triton")
+    ref = Mamba(8, 2, d_state=3, d_conv=2, bidirectional=True, backend="torch")
+    ref.load_state_dict(net.state_dict())
+    x = torch.randn(2, 13, 8)  # an input that needs no gradient: the parameters still do
+    w = torch.randn(2, 13, 8)
+    (net(x) * w).sum().backward()
+    (ref(x) * w).sum().backward()
+    for (name, p), pr in zip(net.named_parameters(), ref.parameters()):
+        assert _rel(p.grad, pr.grad) < 1e-5, name
+
+
+@needs_triton_cpu
+def test_fused_training_node_only_where_it_applies(rng):
+    """Streaming state, gaps, padding, inference and the torch backend keep the composite path."""
+    _seed(rng)
+    block = MambaBlock(6, d_state=2, d_conv=2, backend="triton")
+    x = torch.randn(1, 5, 6, requires_grad=True)
+    assert _fused(block(x))
+    assert not _fused(block(x, torch.ones(1, 5)))
+    assert not _fused(block(x, return_state=True)[0])
+    assert not _fused(block(x, state=block.allocate_state(1)))
+    with torch.no_grad():
+        assert block(x).grad_fn is None
+    torch_block = MambaBlock(6, d_state=2, d_conv=2, backend="torch")
+    assert not _fused(torch_block(x))
+    # once differentiable, like the kernels it calls
+    y = block(x)
+    with pytest.raises(RuntimeError, match="differentiable once"):
+        torch.autograd.grad(y.sum(), x, create_graph=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("autocast", [False, True])
+def test_fused_training_node_on_cuda(rng, autocast):
+    """Compiled kernels, float32 and bf16 autocast: the fused node agrees with the composite path."""
+    from sciamba.nn import _mamba
+
+    _seed(rng)
+    net = Mamba(64, 2).cuda()
+    x = torch.randn(2, 300, 64, device="cuda", requires_grad=True)
+    g = torch.randn(2, 300, 64, device="cuda")
+    out = {}
+    for fused in (True, False):
+        _mamba.FUSED_TRAINING = fused
+        try:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                y = net(x)
+            out[fused] = (y.float(), torch.autograd.grad(y.float(), [x, *net.parameters()], g))
+        finally:
+            _mamba.FUSED_TRAINING = True
+    tol = 2e-2 if autocast else 1e-5
+    assert _rel(out[True][0], out[False][0]) < tol / 10
+    for a, b in zip(out[True][1], out[False][1]):
+        assert _rel(a, b) < tol

@@ -15,13 +15,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from sciamba import kernels
+from sciamba.kernels._backends import resolve_backend
 from sciamba.kernels._math import discretize_delta
 from sciamba.ssm import s4d_init
 
 from ._checks import check_dropout, check_gaps, check_positive_int, check_sequence, check_step_gap
+from ._mamba_inner import mamba_inner
 from ._norm import RMSNorm
 
 __all__ = ["MambaBlock", "Mamba", "MambaBlockState", "MambaState", "selective_ssm"]
+
+#: Train through the fused block node (``_mamba_inner``) where it applies; benchmarks turn it off to compare.
+FUSED_TRAINING = True
 
 
 def _matmul_dtype(x: torch.Tensor) -> torch.dtype:
@@ -375,12 +380,17 @@ class MambaBlock(nn.Module):
         E, N, R, k = self.d_inner, self.d_state, self.dt_rank, self.d_conv
         if state is not None:
             self._check_state(state, b)
+        dtype = _matmul_dtype(x)
+        if (FUSED_TRAINING and state is None and scale is None and pad is None and not need_state
+                and torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+                and resolve_backend(self.backend, x.device) == "triton"):
+            # Plain training: the same math as below as one autograd node (host time; see _mamba_inner).
+            return mamba_inner(self, x, dtype), None
         # Channel-major products, (E, d) @ (b, d, L): x and z come out as contiguous
         # (b E L), the layout of the convolution and the scan, with no transposed copies.
         # x and the input weight are cast once (autocast would cast them for each of the
         # two products) and the weight split, not sliced twice: every cast, slice and
         # their backward nodes cost host time that a short training step waits for.
-        dtype = _matmul_dtype(x)
         xT = x.transpose(1, 2).to(dtype)  # (b d L), a view unless cast
         w_x, w_z = self.in_proj.weight.to(dtype).split(E)  # (E d), (E d)
         xi = _channel_major(w_x, xT)  # (b E L)

@@ -1,0 +1,158 @@
+r"""The Mamba block's training path as one autograd node (the Triton backend).
+
+:meth:`MambaBlock._mix <sciamba.nn.MambaBlock>` written as a chain of
+differentiable ops records about fifteen autograd nodes per block (casts,
+expands, five products, the convolution, the scan, their sums), and each costs
+host time at every forward and backward: a short training step waits on the
+host, not on the GPU. Here the same math runs as a single node whose backward
+is written out (as mamba_ssm's ``mamba_inner_fn`` does for its CUDA kernels),
+with every product laid out so that no operand or gradient is copied into
+another layout:
+
+.. math::
+
+    x_i, z &= W_x x^\top,\; W_z x^\top \qquad
+    u = \operatorname{silu}(\operatorname{conv}(x_i)) \\
+    (\delta_r, B, C) &= W_{xp} u \qquad \delta = W_{dt} \delta_r \\
+    y &= \operatorname{scan}(u, \delta + b_{dt}, A = -e^{A_{\log}}, B, C, D, z)
+    \qquad \text{out} = y^\top W_o^\top
+
+and backward, per batch row (``(M K)`` weights, ``(b K L)`` channel-major
+activations, sums over the batch for the weights):
+
+.. math::
+
+    \bar y = W_o^\top \overline{\text{out}}^\top,\;
+    \bar W_o = \textstyle\sum_b \overline{\text{out}}^\top y^\top, \quad
+    \bar\delta_r = W_{dt}^\top \bar\delta,\;
+    \bar u \mathrel{+}= W_{xp}^\top (\bar\delta_r, \bar B, \bar C), \quad
+    \bar A_{\log} = \bar A \odot A, \quad
+    \bar x = \bar x_i^\top W_x + \bar z^\top W_z.
+
+Only the plain training case comes here (no recurrent state, gaps or
+padding, a gradient needed, Triton kernels); everything else keeps the
+composite path, which is also the reference the tests hold this node to.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sciamba.kernels import _triton_conv as tconv
+from sciamba.kernels import _triton_scan as tscan
+from sciamba.kernels._backends import _interpret_enabled, on_device, refuse_create_graph
+from sciamba.kernels._math import compute_dtype
+
+__all__ = ["mamba_inner"]
+
+
+def _bmm(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``w @ x`` per batch row, ``w`` ``(M, K)`` broadcast (stride 0), ``x`` ``(b, K, n)`` any strides."""
+    return torch.bmm(w.expand(x.shape[0], -1, -1), x)  # (b M n)
+
+
+def _wsum(g: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A broadcast weight's gradient: ``sum_b g[b] @ x[b]`` in ``dtype``."""
+    return torch.bmm(g, x).sum(0, dtype=dtype)  # (M K)
+
+
+class _MambaInner(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w_in, b_in, w_conv, b_conv, w_xp, w_dt, b_dt, A_log, D, w_out, b_out, mm_dtype, N):
+        b, L, _ = x.shape
+        E, R = w_dt.shape
+        cdt = compute_dtype(mm_dtype)
+        xc = x.to(mm_dtype)  # (b L d)
+        xT = xc.transpose(1, 2)  # (b d L), a view: the products read it transposed
+        wi, wxp, wdt, wo = (w.to(mm_dtype) for w in (w_in, w_xp, w_dt, w_out))
+        w_x, w_z = wi.split(E)  # (E d), (E d)
+        xi = _bmm(w_x, xT)  # (b E L)
+        z = _bmm(w_z, xT)  # (b E L)
+        if b_in is not None:
+            xi += b_in[:E, None].to(mm_dtype)
+            z += b_in[E:, None].to(mm_dtype)
+        wc = w_conv[:, 0].to(cdt).contiguous()  # (E k), from nn.Conv1d's (E 1 k)
+        bc = None if b_conv is None else b_conv.to(cdt)  # (E,)
+        u = tconv._forward(xi, wc, bc, None, silu=True)  # (b E L)
+        x_dbl = _bmm(wxp, u)  # (b R+2N L)
+        delta = _bmm(wdt, x_dbl[:, :R])  # (b E L)
+        Bm = x_dbl[:, None, R:R + N].contiguous()  # (b 1 N L)
+        Cm = x_dbl[:, None, R + N:].contiguous()  # (b 1 N L)
+        A = -torch.exp(A_log.to(cdt))  # (E N)
+        Dc, bdt = D.to(cdt), b_dt.to(cdt)  # (E,), (E,)
+        cfg = tscan._CONFIG_OVERRIDE or tscan._default_config(N, _interpret_enabled())
+        pr = tscan._problem(u, A, Bm, Cm, cfg)
+        y, _, ckpt = tscan._forward(u, delta, A, Bm, Cm, Dc, z, bdt, None, True, pr, save=True)  # (b E L)
+        out = torch.bmm(y.transpose(1, 2), wo.t().expand(b, -1, -1))  # (b L d), contiguous
+        if b_out is not None:
+            out += b_out.to(mm_dtype)
+        ctx.save_for_backward(xc, wi, wc, bc, wxp, wdt, wo, xi, z, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt)
+        ctx.cfg, ctx.N, ctx.has_b_in, ctx.has_b_out = cfg, N, b_in is not None, b_out is not None
+        ctx.dtypes = tuple(None if t is None else t.dtype for t in (x, w_in, b_in, w_conv, b_conv, w_xp, w_dt,
+                                                                     b_dt, A_log, D, w_out, b_out))
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        refuse_create_graph("the fused Mamba block (backend='triton')", "use MambaBlock(backend='torch')")
+        tscan._alert_atomics("the fused Mamba block's scan backward (backend='triton')")
+        xc, wi, wc, bc, wxp, wdt, wo, xi, z, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt = ctx.saved_tensors
+        N, mm_dtype, f32 = ctx.N, xc.dtype, A.dtype
+        E, R = wdt.shape
+        with on_device(u):
+            # Gradients are dropped as soon as they are used: the peak of this backward
+            # should not exceed the composite path's, which frees them node by node.
+            g = dout.to(mm_dtype)  # (b L d)
+            dy = _bmm(wo.t(), g.transpose(1, 2))  # (b E L), contiguous
+            dw_out = _wsum(g.transpose(1, 2), y.transpose(1, 2), f32)  # (d E)
+            db_out = g.sum((0, 1), dtype=f32) if ctx.has_b_out else None
+            del g
+            pr = tscan._problem(u, A, Bm, Cm, ctx.cfg, backward=True)
+            s = tscan._backward(dy, None, u, delta, A, Bm, Cm, Dc, z, bdt, None, True, ckpt, pr)
+            del dy
+            ddelta = s.pop("delta")  # (b E L)
+            dw_dt = _wsum(ddelta, x_dbl[:, :R].transpose(1, 2), f32)  # (E R)
+            dx_dbl = torch.cat([_bmm(wdt.t(), ddelta), s.pop("B")[:, 0].to(mm_dtype),
+                                s.pop("C")[:, 0].to(mm_dtype)], dim=1)  # (b R+2N L)
+            del ddelta
+            dw_xp = _wsum(dx_dbl, u.transpose(1, 2), f32)  # (R+2N E)
+            du = s.pop("u").baddbmm_(wxp.t().expand(u.shape[0], -1, -1), dx_dbl)  # (b E L), in place
+            del dx_dbl
+            dxi, dw_conv, db_conv, _ = tconv._backward(du, xi, wc, bc, None, True)  # (b E L), (E k), (E,)
+            del du
+            dz = s.pop("z")  # (b E L)
+            w_x, w_z = wi.split(E)  # (E d), (E d)
+            dw_in = torch.cat([_wsum(dxi, xc, f32), _wsum(dz, xc, f32)])  # (2E d)
+            db_in = torch.cat([dxi.sum((0, 2), dtype=f32), dz.sum((0, 2), dtype=f32)]) if ctx.has_b_in else None
+            dx = torch.bmm(dxi.transpose(1, 2), w_x.expand(dxi.shape[0], -1, -1))  # (b L d)
+            dx = dx.baddbmm_(dz.transpose(1, 2), w_z.expand(dz.shape[0], -1, -1))  # (b L d)
+            dA_log = s["A"] * A  # (E N): A = -exp(A_log)
+        grads = (dx, dw_in, db_in, dw_conv[:, None], db_conv, dw_xp, dw_dt, s["delta_bias"], dA_log, s["D"], dw_out, db_out)
+        grads = tuple(None if gr is None or dt is None else gr.to(dt) for gr, dt in zip(grads, ctx.dtypes))
+        return (*grads, None, None)
+
+
+def mamba_inner(block, x: torch.Tensor, mm_dtype: torch.dtype) -> torch.Tensor:
+    """``block``'s mixer output for ``x`` ``(b, L, d_model)`` through the fused node.
+
+    Parameters
+    ----------
+    block : MambaBlock
+        Its parameters are used as they are (no copies).
+    x : torch.Tensor
+        ``(b, L, d_model)``, on a device where the Triton kernels run.
+    mm_dtype : torch.dtype
+        The dtype of the products (autocast's, or ``x``'s).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(b, L, d_model)`` in ``mm_dtype``, equal to the composite path's
+        output (the tests compare values and every gradient).
+    """
+    with on_device(x):
+        return _MambaInner.apply(
+            x, block.in_proj.weight, block.in_proj.bias, block.conv1d.weight, block.conv1d.bias,
+            block.x_proj.weight, block.dt_proj.weight, block.dt_proj.bias, block.A_log, block.D,
+            block.out_proj.weight, block.out_proj.bias, mm_dtype, block.d_state,
+        )
