@@ -19,12 +19,13 @@ __all__ = ["rms_norm"]
 MAX_D = 8192
 
 #: ``backend="auto"`` takes the Triton kernels on CUDA from this many elements
-#: on. Below it a training step is bound by host time, and one fused PyTorch op
-#: costs less of it than an autograd Function with two Triton launches (on the
-#: H100 machine, 2026-11-24, a norm's forward+backward at 8 x 4096 x 256: 0.77 ms
-#: eager with the kernels, 0.23 ms with PyTorch's op, while the GPU time alone
-#: falls from 0.18 ms with PyTorch's op to 0.08 ms with the kernels).
-TRITON_MIN_NUMEL = 1 << 24
+#: on. A norm alone is cheaper on the host as PyTorch's fused op (H100 machine,
+#: 2026-11-24, forward+backward at 8 x 4096 x 256 timed by itself: 0.77 ms with
+#: the kernels, 0.23 ms with PyTorch's op), but inside a training step that
+#: difference did not show, while the GPU time does: 0.18 -> 0.08 ms per norm,
+#: and a Mamba(256, 4) training step at 8 x 4096 took 9.67 -> 9.22 ms GPU time
+#: with the kernels from 2**20 elements on (eager steps equal within noise).
+TRITON_MIN_NUMEL = 1 << 20
 
 
 def rms_norm(
@@ -54,7 +55,7 @@ def rms_norm(
     backend : {"auto", "torch", "triton"}, default "auto"
         ``"triton"``: Triton kernels (CUDA tensors, or CPU tensors under
         ``TRITON_INTERPRET=1``). ``"torch"``: ``torch.nn.functional.rms_norm``.
-        ``"auto"``: Triton on CUDA for inputs of at least ``2**24``
+        ``"auto"``: Triton on CUDA for inputs of at least ``2**20``
         elements with ``D <= 8192`` (where the GPU time dominates; below,
         PyTorch's fused op launches faster; wider rows do not fit the
         kernels' registers), torch otherwise.

@@ -669,17 +669,23 @@ def _next_pow2(x: int) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _default_config(N: int, interpret: bool) -> _Config:
+def _default_config(N: int, interpret: bool, long_tiles: bool = False) -> _Config:
     """Tiles measured best on an H100 (Triton 3.6) at N = 16; scaled for other N.
 
     One warp per program: the chunk's layout conversions and the sums over
     states then never wait at a block-wide barrier, and many small programs
-    keep the multiprocessors busy. The same tiles won for float32 and bf16
-    inputs (the work is arithmetic-bound, not byte-bound). The backward
-    pipelines its loads (``stages_bwd``: 2 was 4-10% faster than 1 on every
-    benchmark row, 3 another 1-3%; H100 2026-11-24) and splits time into
-    ranges from 512 steps on (the Mamba block's 8x512x1024 bf16 backward:
-    0.49 -> 0.45 ms).
+    keep the multiprocessors busy. The backward pipelines its loads
+    (``stages_bwd``: 2 was 4-10% faster than 1 on every benchmark row, 3
+    another 1-3%; H100 2026-11-24) and splits time into ranges from 512
+    steps on (the Mamba block's 8x512x1024 bf16 backward: 0.49 -> 0.45 ms).
+
+    ``long_tiles``: the forward takes 8 channels by 16 steps a tile instead
+    of 16 by 8, and one time range as soon as the channel blocks give 3 warps
+    per multiprocessor. :func:`_config_for` picks them for 2-byte inputs and
+    for few channels (H100, 2026-11-24, forward GPU time: bf16 8x1536x2048
+    300 -> 288 us, 8x1536x8192 1173 -> 1127, 8x512x4096 309 -> 286, 8x512x1024
+    107 -> 77; fp32 1x256x1M 5.91 -> 4.41 ms), not for float32 inputs with
+    many channels (fp32 8x1536 rows 3-5% slower with them).
     """
     NP = _next_pow2(N)
     if interpret:
@@ -687,9 +693,19 @@ def _default_config(N: int, interpret: bool) -> _Config:
         # chunks per segment and segments per range so every path is exercised.
         return _Config(BD=16, T_fwd=8, T_bwd=4, SEG=16, num_warps=1)
     t = max(2, min(32, 128 // NP))
-    return _Config(BD=16, T_fwd=t, T_bwd=min(t, 16), SEG=128, num_warps=1, stages=3, fill=64,
-                   BD_bwd=8, num_warps_bwd=1, stages_bwd=3, fill_bwd=64, min_range=1024,
-                   min_range_bwd=512, enough=4, T_state=max(t, min(2 * t, 16)))
+    bwd = dict(T_bwd=min(t, 16), SEG=128, num_warps=1, stages=3, fill=64, BD_bwd=8, num_warps_bwd=1,
+               stages_bwd=3, fill_bwd=64, min_range=1024, min_range_bwd=512)
+    if long_tiles:
+        t2 = max(2, min(32, 256 // NP))
+        return _Config(BD=8, T_fwd=t2, enough=3, T_state=t2, **bwd)
+    return _Config(BD=16, T_fwd=t, enough=4, T_state=max(t, min(2 * t, 16)), **bwd)
+
+
+def _config_for(u: torch.Tensor, N: int) -> _Config:
+    """The tiles of a call: the override if set, else the defaults for ``u``'s dtype and shape."""
+    if _CONFIG_OVERRIDE is not None:
+        return _CONFIG_OVERRIDE
+    return _default_config(N, _interpret_enabled(), u.element_size() == 2 or u.shape[0] * u.shape[1] <= 4096)
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
@@ -999,8 +1015,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     >>> y.shape, h.shape  # doctest: +SKIP
     (torch.Size([1, 3, 5]), torch.Size([1, 3, 2]))
     """
-    interpret = _interpret_enabled()
-    cfg = _CONFIG_OVERRIDE or _default_config(A.shape[1], interpret)
+    cfg = _config_for(u, A.shape[1])
     pr = _problem(u, A, B, C, cfg)
     with on_device(u):
         if grad_needed(u, delta, A, B, C, D, z, delta_bias, initial_state):

@@ -40,7 +40,7 @@ import torch
 
 from sciamba.kernels import _triton_conv as tconv
 from sciamba.kernels import _triton_scan as tscan
-from sciamba.kernels._backends import _interpret_enabled, on_device, refuse_create_graph
+from sciamba.kernels._backends import on_device, refuse_create_graph
 from sciamba.kernels._math import compute_dtype
 
 __all__ = ["mamba_inner"]
@@ -80,14 +80,14 @@ class _MambaInner(torch.autograd.Function):
         Cm = x_dbl[:, None, R + N:].contiguous()  # (b 1 N L)
         A = -torch.exp(A_log.to(cdt))  # (E N)
         Dc, bdt = D.to(cdt), b_dt.to(cdt)  # (E,), (E,)
-        cfg = tscan._CONFIG_OVERRIDE or tscan._default_config(N, _interpret_enabled())
+        cfg = tscan._config_for(u, N)
         pr = tscan._problem(u, A, Bm, Cm, cfg)
         y, _, ckpt = tscan._forward(u, delta, A, Bm, Cm, Dc, z, bdt, None, True, pr, save=True)  # (b E L)
         out = torch.bmm(y.transpose(1, 2), wo.t().expand(b, -1, -1))  # (b L d), contiguous
         if b_out is not None:
             out += b_out.to(mm_dtype)
         ctx.save_for_backward(xc, wi, wc, bc, wxp, wdt, wo, xi, z, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt)
-        ctx.cfg, ctx.N, ctx.has_b_in, ctx.has_b_out = cfg, N, b_in is not None, b_out is not None
+        ctx.cfg, ctx.has_b_in, ctx.has_b_out = cfg, b_in is not None, b_out is not None
         ctx.dtypes = tuple(None if t is None else t.dtype for t in (x, w_in, b_in, w_conv, b_conv, w_xp, w_dt,
                                                                      b_dt, A_log, D, w_out, b_out))
         return out
@@ -97,7 +97,7 @@ class _MambaInner(torch.autograd.Function):
         refuse_create_graph("the fused Mamba block (backend='triton')", "use MambaBlock(backend='torch')")
         tscan._alert_atomics("the fused Mamba block's scan backward (backend='triton')")
         xc, wi, wc, bc, wxp, wdt, wo, xi, z, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt = ctx.saved_tensors
-        N, mm_dtype, f32 = ctx.N, xc.dtype, A.dtype
+        mm_dtype, f32 = xc.dtype, A.dtype
         E, R = wdt.shape
         with on_device(u):
             # Gradients are dropped as soon as they are used: the peak of this backward
