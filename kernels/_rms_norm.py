@@ -33,8 +33,10 @@ def rms_norm(
     weight: torch.Tensor | None = None,
     eps: float = 1e-5,
     *,
+    residual: torch.Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
     backend: str = "auto",
-) -> torch.Tensor:
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""Root-mean-square normalization over the last axis, differentiable.
 
     .. math::
@@ -52,6 +54,17 @@ def rms_norm(
         Gain :math:`w`; none when omitted.
     eps : float, default 1e-5
         Added to the mean square; must be positive.
+    residual : Tensor, optional
+        ``x``'s shape. When given, :math:`h = x + \text{residual}` is formed
+        (in the compute dtype, stored in ``residual``'s dtype), normalized
+        and returned with the result: the residual add and the pre-norm of
+        the next layer in one pass, as in a pre-norm residual stack
+        :math:`h_{l+1} = h_l + f_l(\operatorname{norm}(h_l))`.
+    out_dtype : torch.dtype, optional
+        dtype of the normalized output; default the dtype of the tensor
+        normalized (``residual``'s with a residual, else ``x``'s). A lower
+        precision (bfloat16 for the next layer's products) saves a separate
+        cast; the value is the same, rounded once.
     backend : {"auto", "torch", "triton"}, default "auto"
         ``"triton"``: Triton kernels (CUDA tensors, or CPU tensors under
         ``TRITON_INTERPRET=1``). ``"torch"``: ``torch.nn.functional.rms_norm``.
@@ -63,8 +76,10 @@ def rms_norm(
     Returns
     -------
     y : Tensor
-        ``x``'s shape and dtype. Statistics and products are computed in
-        float32 (float64 for float64 ``x``) whatever the input dtype.
+        ``x``'s shape, in ``out_dtype``. Statistics and products are computed
+        in float32 (float64 for float64 ``x``) whatever the input dtype.
+    h : Tensor
+        Only with ``residual``: ``x + residual`` in ``residual``'s dtype.
 
     Raises
     ------
@@ -100,6 +115,14 @@ def rms_norm(
     >>> w = torch.tensor([1.0, 2.0, 3.0, 4.0])
     >>> rms_norm(x, w, eps=1e-12)
     tensor([[ 1., -2.,  3., -4.]])
+
+    Residual add and norm in one call:
+
+    >>> y, h = rms_norm(x, w, eps=1e-12, residual=torch.ones(1, 4))
+    >>> h
+    tensor([[ 4., -2.,  4., -2.]])
+    >>> torch.allclose(y, rms_norm(h, w, eps=1e-12))
+    True
     """
     _check_tensor("x", x, "norms")
     if x.dtype not in INPUT_DTYPES:
@@ -119,6 +142,17 @@ def rms_norm(
     if name == "triton" and D > MAX_D:
         raise ValueError(f"backend='triton' normalizes rows of at most {MAX_D} elements, got "
                          f"D = {D}; use backend='torch'")
+    if residual is not None:
+        _check_tensor("residual", residual, "norms")
+        _check_device("residual", residual, x.device, "x")
+        if residual.shape != x.shape:
+            raise ValueError(f"residual must have x's shape {tuple(x.shape)}, got {tuple(residual.shape)}")
+        if residual.dtype not in INPUT_DTYPES:
+            raise TypeError(f"residual has dtype {residual.dtype}; supported are float32, float16, "
+                            "bfloat16 and float64")
+        cdt = compute_dtype(residual.dtype) if residual.dtype == torch.float64 else cdt
+    if out_dtype is not None and out_dtype not in INPUT_DTYPES:
+        raise TypeError(f"out_dtype must be one of float32, float16, bfloat16 or float64, got {out_dtype!r}")
     if weight is not None:
         _check_tensor("weight", weight, "norms")
         _check_device("weight", weight, x.device, "x")
@@ -132,5 +166,10 @@ def rms_norm(
         except ImportError as exc:  # triton present but broken (version, driver)
             raise RuntimeError(f"backend='triton' failed to import its kernels ({exc}); "
                                "use backend='torch'") from exc
-        return rms_norm_triton(x, weight, float(eps), cdt)
-    return F.rms_norm(x.to(cdt), (D,), weight, float(eps)).to(x.dtype)
+        return rms_norm_triton(x, weight, float(eps), cdt, residual, out_dtype)
+    h = None
+    if residual is not None:
+        h = (x.to(cdt) + residual.to(cdt)).to(residual.dtype)  # (..., D)
+        x = h
+    y = F.rms_norm(x.to(cdt), (D,), weight, float(eps)).to(out_dtype or x.dtype)  # (..., D)
+    return y if h is None else (y, h)

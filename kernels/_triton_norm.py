@@ -50,11 +50,17 @@ def _tile(pid, M, D, BM: tl.constexpr, BD: tl.constexpr):
 
 
 @triton.jit
-def _fwd_kernel(x_ptr, w_ptr, y_ptr, rstd_ptr, M, D, eps_hi, eps_lo,
-                HAS_W: tl.constexpr, BM: tl.constexpr, BD: tl.constexpr):
+def _fwd_kernel(x_ptr, res_ptr, w_ptr, y_ptr, h_ptr, rstd_ptr, M, D, eps_hi, eps_lo,
+                HAS_RES: tl.constexpr, HAS_W: tl.constexpr, BM: tl.constexpr, BD: tl.constexpr):
     cdt = rstd_ptr.dtype.element_ty
     rows, cols, m, off = _tile(tl.program_id(0), M, D, BM, BD)
     x = tl.load(x_ptr + off, mask=m, other=0.0).to(cdt)  # (BM, BD)
+    if HAS_RES:
+        # h = x + residual, rounded to h's dtype before it is normalized (as the
+        # unfused add would store it).
+        h = (x + tl.load(res_ptr + off, mask=m, other=0.0).to(cdt)).to(h_ptr.dtype.element_ty)
+        tl.store(h_ptr + off, h, mask=m)
+        x = h.to(cdt)
     # eps arrives as two float32 scalars (kernel scalars are float32): their sum
     # restores a float64 eps to ~1e-16 (one float32 was off by ~1e-11 in r).
     ms = tl.sum(x * x, axis=1) / D + eps_hi + eps_lo  # (BM,)
@@ -67,8 +73,9 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, rstd_ptr, M, D, eps_hi, eps_lo,
 
 
 @triton.jit
-def _bwd_kernel(x_ptr, w_ptr, g_ptr, rstd_ptr, dx_ptr, dw_ptr, M, D,
-                HAS_W: tl.constexpr, BM: tl.constexpr, BD: tl.constexpr):
+def _bwd_kernel(x_ptr, w_ptr, g_ptr, gh_ptr, rstd_ptr, dx_ptr, dx2_ptr, dw_ptr, M, D,
+                HAS_W: tl.constexpr, HAS_GH: tl.constexpr, HAS_DX2: tl.constexpr,
+                BM: tl.constexpr, BD: tl.constexpr):
     cdt = rstd_ptr.dtype.element_ty
     pid = tl.program_id(0)
     rows, cols, m, off = _tile(pid, M, D, BM, BD)
@@ -82,7 +89,11 @@ def _bwd_kernel(x_ptr, w_ptr, g_ptr, rstd_ptr, dx_ptr, dw_ptr, M, D,
         wg = g
     c = tl.sum(wg * xhat, axis=1) / D  # (BM,)
     dx = (wg - xhat * c[:, None]) * r[:, None]  # (BM, BD)
+    if HAS_GH:  # the gradient reaching h = x + residual directly (the residual stream)
+        dx += tl.load(gh_ptr + off, mask=m, other=0.0).to(cdt)
     tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=m)
+    if HAS_DX2:  # the same gradient in a second dtype (x's, when the residual's differs)
+        tl.store(dx2_ptr + off, dx.to(dx2_ptr.dtype.element_ty), mask=m)
     if HAS_W:
         tl.store(dw_ptr + pid.to(tl.int64) * D + cols, tl.sum(g * xhat, axis=0), mask=cols < D)
 
@@ -96,45 +107,58 @@ def _blocks(D: int, interpret: bool) -> tuple[int, int, int]:
     return BM, BD, 4 if BM * BD <= 4096 else 8
 
 
-def _forward(x2, w, eps, cdt):
+def _forward(x2, res2, w, eps, cdt, out_dtype):
+    """``(y, h, rstd)``: ``h = x2 + res2`` in ``res2``'s dtype (None without ``res2``)."""
     M, D = x2.shape
     BM, BD, nw = _blocks(D, _interpret_enabled())
-    y = torch.empty_like(x2)
+    y = torch.empty(M, D, device=x2.device, dtype=out_dtype)
+    h = torch.empty_like(res2) if res2 is not None else None
     rstd = torch.empty(M, device=x2.device, dtype=cdt)
     eps_hi = struct.unpack("f", struct.pack("f", eps))[0]  # eps = eps_hi + eps_lo
     eps_lo = eps - eps_hi
-    launch(_fwd_kernel, (triton.cdiv(M, BM),), x2, w if w is not None else rstd, y, rstd, M, D, eps_hi,
-           eps_lo, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
-    return y, rstd
+    launch(_fwd_kernel, (triton.cdiv(M, BM),), x2, res2 if res2 is not None else rstd,
+           w if w is not None else rstd, y, h if h is not None else rstd, rstd, M, D, eps_hi, eps_lo,
+           HAS_RES=res2 is not None, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
+    return y, h, rstd
 
 
 class _RMSNormTriton(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x2, w, eps, cdt):
-        y, rstd = _forward(x2, w, eps, cdt)
-        ctx.save_for_backward(x2, w, rstd)
-        ctx.eps = eps
-        return y
+    def forward(ctx, x2, res2, w, eps, cdt, out_dtype):
+        y, h, rstd = _forward(x2, res2, w, eps, cdt, out_dtype)
+        ctx.save_for_backward(h if h is not None else x2, w, rstd)
+        ctx.eps, ctx.x_dtype, ctx.has_res = eps, x2.dtype, res2 is not None
+        ctx.set_materialize_grads(False)
+        return (y, h) if h is not None else y
 
     @staticmethod
-    def backward(ctx, gy):
-        x2, w, rstd = ctx.saved_tensors
+    def backward(ctx, gy, gh=None):
+        xs, w, rstd = ctx.saved_tensors  # xs: the normalized input (h with a residual)
+        if gy is None:
+            gy = torch.zeros_like(xs)
         if torch.is_grad_enabled():
             # create_graph=True: the kernels' outputs would carry no graph, and a
             # second derivative would silently miss terms; the same formulas in
             # differentiable torch ops instead (rare, so speed does not matter).
-            return (*_backward_differentiable(x2, w, gy, ctx.eps, rstd.dtype), None, None)
-        M, D = x2.shape
+            dx, dw = _backward_differentiable(xs, w, gy, ctx.eps, rstd.dtype)
+            if gh is not None:
+                dx = dx + gh
+            return (dx.to(ctx.x_dtype), dx if ctx.has_res else None, dw, None, None, None)
+        M, D = xs.shape
         BM, BD, nw = _blocks(D, _interpret_enabled())
         grid = triton.cdiv(M, BM)
-        dx = torch.empty_like(x2)
-        dw_part = (torch.empty(grid, D, device=x2.device, dtype=rstd.dtype) if w is not None
+        dx = torch.empty_like(xs)  # in h's dtype with a residual, else x's
+        two = ctx.has_res and ctx.x_dtype != xs.dtype
+        dx2 = torch.empty(M, D, device=xs.device, dtype=ctx.x_dtype) if two else dx
+        dw_part = (torch.empty(grid, D, device=xs.device, dtype=rstd.dtype) if w is not None
                    else rstd)
-        with on_device(x2):
-            launch(_bwd_kernel, (grid,), x2, w if w is not None else rstd, gy.contiguous(), rstd, dx,
-                   dw_part, M, D, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
-        dw = dw_part.sum(0) if w is not None and ctx.needs_input_grad[1] else None
-        return dx, dw, None, None
+        with on_device(xs):
+            launch(_bwd_kernel, (grid,), xs, w if w is not None else rstd, gy.contiguous(),
+                   gh.contiguous() if gh is not None else rstd, rstd, dx, dx2, dw_part, M, D,
+                   HAS_W=w is not None, HAS_GH=gh is not None, HAS_DX2=two, BM=BM, BD=BD,
+                   num_warps=nw)
+        dw = dw_part.sum(0) if w is not None and ctx.needs_input_grad[2] else None
+        return dx2, (dx if ctx.has_res else None), dw, None, None, None
 
 
 def _backward_differentiable(x2, w, gy, eps, cdt):
@@ -149,9 +173,11 @@ def _backward_differentiable(x2, w, gy, eps, cdt):
     return dx.to(x2.dtype), dw
 
 
-def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float,
-                    cdt: torch.dtype) -> torch.Tensor:
-    """RMS normalization of the rows of ``x`` with Triton (inputs already validated).
+def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float, cdt: torch.dtype,
+                    residual: torch.Tensor | None = None, out_dtype: torch.dtype | None = None):
+    """RMS normalization of the rows of ``x`` (or of ``x + residual``) with Triton.
+
+    Inputs are already validated (see :func:`sciamba.kernels.rms_norm`).
 
     Parameters
     ----------
@@ -164,11 +190,20 @@ def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float,
         Added to the mean square.
     cdt : torch.dtype
         Compute dtype: float32, or float64 for float64 ``x``.
+    residual : torch.Tensor or None
+        ``x``'s shape; when given, ``h = x + residual`` (in ``residual``'s
+        dtype) is normalized and returned too.
+    out_dtype : torch.dtype or None
+        dtype of the normalized output; None: ``h``'s (``x``'s without a
+        residual).
 
     Returns
     -------
-    torch.Tensor
-        ``x``'s shape and dtype; differentiable in ``x`` and ``weight``.
+    y : torch.Tensor
+        ``x``'s shape in ``out_dtype``; differentiable in ``x``, ``residual``
+        and ``weight``.
+    h : torch.Tensor
+        Only with ``residual``: ``x + residual``.
 
     Examples
     --------
@@ -184,9 +219,17 @@ def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor | None, eps: float,
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
     x2 = x2 if x2.is_contiguous() else x2.contiguous()
+    res2 = None
+    if residual is not None:
+        res2 = residual.reshape(-1, shape[-1])
+        res2 = res2 if res2.is_contiguous() else res2.contiguous()
+    out_dtype = out_dtype or (residual.dtype if residual is not None else x.dtype)
     with on_device(x2):
-        if grad_needed(x, weight):
-            y = _RMSNormTriton.apply(x2, weight, float(eps), cdt)
+        if grad_needed(x, residual, weight):
+            out = _RMSNormTriton.apply(x2, res2, weight, float(eps), cdt, out_dtype)
         else:
-            y, _ = _forward(x2, weight, float(eps), cdt)
-    return y.reshape(shape)
+            y, h, _ = _forward(x2, res2, weight, float(eps), cdt, out_dtype)
+            out = (y, h) if h is not None else y
+    if residual is None:
+        return out.reshape(shape)
+    return out[0].reshape(shape), out[1].reshape(shape)

@@ -162,3 +162,77 @@ def test_second_derivatives(rng, backend):
     ref = hvp(lambda a, b: reference(a, b, 1e-3))
     for a, b in zip(mine, ref):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
+
+
+# ------------------------------------------------------------------ residual add + norm
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape, weight", [((3, 7, 37), True), ((5, 16), False)])
+def test_residual_float64_values_and_gradients(rng, backend, shape, weight):
+    """h = x + residual and norm(h): both outputs, and gradients through both, against the definition."""
+    x, w = make(rng, shape, torch.float64, weight)
+    r, _ = make(rng, shape, torch.float64, False)
+    eps = float(rng.uniform(1e-6, 1e-2))
+    leaves = [[t.clone().requires_grad_(True) for t in (x, r) + ((w,) if weight else ())] for _ in range(2)]
+    y, h = rms_norm(leaves[0][0], leaves[0][2] if weight else None, eps, residual=leaves[0][1], backend=backend)
+    h_ref = leaves[1][0] + leaves[1][1]
+    y_ref = reference(h_ref, leaves[1][2] if weight else None, eps)
+    torch.testing.assert_close(h, h_ref, rtol=0, atol=0)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    gy, gh = (torch.tensor(rng.standard_normal(shape), dtype=torch.float64, device=DEV) for _ in range(2))
+    got = torch.autograd.grad((y * gy).sum() + (h * gh).sum(), leaves[0])
+    want = torch.autograd.grad((y_ref * gy).sum() + (h_ref * gh).sum(), leaves[1], retain_graph=True)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
+    # only the normalized output used downstream (no gradient into h), and only h
+    for loss in (lambda y, h: (y * gy).sum(), lambda y, h: (h * gh).sum()):
+        y, h = rms_norm(leaves[0][0], leaves[0][2] if weight else None, eps, residual=leaves[0][1],
+                        backend=backend)
+        got = torch.autograd.grad(loss(y, h), leaves[0][:2])
+        want = torch.autograd.grad(loss(y_ref, h_ref), leaves[1][:2], retain_graph=True)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_residual_mixed_dtypes_and_out_dtype(rng, backend):
+    """A bf16 branch added to a float32 residual stream: h in float32 (exact sum), y computed in float32
+    and rounded to out_dtype (within one bf16 unit: Triton's interpreter truncates where the GPU rounds),
+    and each input's gradient in its own dtype."""
+    ulp = 2.0**-7  # relative spacing of bfloat16
+    x, w = make(rng, (4, 9, 24), torch.bfloat16)
+    r, _ = make(rng, (4, 9, 24), torch.float32, False)
+    xg, rg, wg = x.clone().requires_grad_(True), r.clone().requires_grad_(True), w.float().requires_grad_(True)
+    y, h = rms_norm(xg, wg, 1e-5, residual=rg, out_dtype=torch.bfloat16, backend=backend)
+    assert (y.dtype, h.dtype) == (torch.bfloat16, torch.float32)
+    assert torch.equal(h, x.float() + r)
+    torch.testing.assert_close(y, reference(h, wg.detach(), 1e-5).to(torch.bfloat16), rtol=ulp, atol=0)
+    y.float().sum().backward()
+    assert (xg.grad.dtype, rg.grad.dtype, wg.grad.dtype) == (torch.bfloat16, torch.float32, torch.float32)
+    h64 = h.detach().double().requires_grad_(True)
+    w64 = wg.detach().double().requires_grad_(True)
+    reference(h64, w64, 1e-5).sum().backward()
+    torch.testing.assert_close(rg.grad.double(), h64.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(xg.grad, h64.grad.to(torch.bfloat16), rtol=ulp, atol=1e-6)
+    torch.testing.assert_close(wg.grad.double(), w64.grad, rtol=1e-4, atol=1e-4)
+    # out_dtype without a residual: the same value as a cast afterwards
+    y32 = rms_norm(r, wg.detach(), 1e-5, backend=backend)
+    y16 = rms_norm(r, wg.detach(), 1e-5, out_dtype=torch.bfloat16, backend=backend)
+    assert y16.dtype == torch.bfloat16
+    torch.testing.assert_close(y16, y32.to(torch.bfloat16), rtol=ulp, atol=0)
+
+
+def test_residual_bad_input():
+    x = torch.randn(2, 5, device=DEV)
+    with pytest.raises(ValueError, match=r"residual must have x's shape \(2, 5\)"):
+        rms_norm(x, residual=torch.randn(2, 4, device=DEV))
+    with pytest.raises(TypeError, match="residual must be a torch.Tensor"):
+        rms_norm(x, residual=[1.0] * 5)
+    with pytest.raises(TypeError, match="floating-point"):
+        rms_norm(x, residual=torch.ones(2, 5, dtype=torch.int32, device=DEV))
+    with pytest.raises(TypeError, match="out_dtype must be one of"):
+        rms_norm(x, out_dtype=torch.int8)
+    with pytest.raises(TypeError, match="out_dtype must be one of"):
+        rms_norm(x, out_dtype="bfloat16")
+    if DEV == "cpu":
+        with pytest.raises(ValueError, match="residual is on meta"):
+            rms_norm(x, residual=torch.empty(2, 5, device="meta"))

@@ -539,7 +539,11 @@ def _reverse_gaps(gaps: torch.Tensor) -> torch.Tensor:
 
 
 class _Layer(nn.Module):
-    """Pre-norm residual layer: h + mixer(norm(h)) (+ reversed mixer)."""
+    """Pre-norm residual layer: h + dropout(mixer(norm(h)) (+ reversed mixer)).
+
+    :class:`Mamba` runs the norm itself, fused with the previous layer's
+    residual add; the layer contributes its branch on the normalized input.
+    """
 
     def __init__(self, d_model: int, norm_eps: float, bidirectional: bool, dropout: float, block_kw: dict):
         super().__init__()
@@ -548,8 +552,8 @@ class _Layer(nn.Module):
         self.mixer_rev = MambaBlock(d_model, **block_kw) if bidirectional else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h, gaps, pad, state, need_state=True):
-        hn = self.norm(h)  # (b L d)
+    def branch(self, hn, gaps, pad, state, need_state=True):
+        """``dropout(mixer(hn) (+ reversed mixer))`` and the mixer's new state."""
         y, new_state = self.mixer._mix(hn, gaps, pad, state, need_state)  # (b L d)
         if self.mixer_rev is not None:
             yr, _ = self.mixer_rev._mix(
@@ -560,7 +564,7 @@ class _Layer(nn.Module):
                 need_state=False,
             )  # (b L d), reversed
             y = y + yr.flip(1)
-        return h + self.dropout(y), new_state
+        return self.dropout(y), new_state
 
 
 class Mamba(nn.Module):
@@ -712,13 +716,19 @@ class Mamba(nn.Module):
         if state is not None:
             self._check_state(state)
         pad = None if gaps is None else gaps == 0
-        h = x
+        # Each layer's residual add is fused with the next norm (h <- h + y, norm(h) in one
+        # pass), and the norms feeding the blocks emit the dtype of the blocks' products.
+        dtype = _matmul_dtype(x)
+        h = x  # (b L d), the residual stream
+        hn = self.layers[0].norm(h, out_dtype=dtype)  # (b L d)
         new_layers = []
         for i, layer in enumerate(self.layers):
-            h, s = layer(h, gaps, pad, None if state is None else state.layers[i], return_state)
+            y, s = layer.branch(hn, gaps, pad, None if state is None else state.layers[i], return_state)
             new_layers.append(s)
-        y = self.norm_f(h)  # (b L d)
-        return (y, MambaState(new_layers)) if return_state else y
+            last = i + 1 == len(self.layers)
+            norm = self.norm_f if last else self.layers[i + 1].norm
+            hn, h = norm(y, residual=h, out_dtype=None if last else dtype)  # (b L d), (b L d)
+        return (hn, MambaState(new_layers)) if return_state else hn
 
     def _check_state(self, state: MambaState) -> None:
         if not isinstance(state, MambaState) or len(state.layers) != self.n_layers:

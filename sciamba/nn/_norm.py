@@ -61,7 +61,10 @@ class RMSNorm(nn.Module):
         self.eps = float(eps)
         self.weight = nn.Parameter(torch.ones(d_model))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, residual: torch.Tensor | None = None, out_dtype: torch.dtype | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Normalize ``x`` (or ``h = x + residual``, returned too); see :func:`sciamba.kernels.rms_norm`."""
         if x.shape[-1] != self.d_model:
             raise ValueError(
                 f"RMSNorm expects a last axis of size {self.d_model}, got shape {tuple(x.shape)}"
@@ -69,7 +72,7 @@ class RMSNorm(nn.Module):
         # At least float32 whatever the input dtype (float64 stays float64): Triton
         # kernels on CUDA (PyTorch's fused backward spent 100 us per 32k x 256 rows
         # reducing the weight gradient), torch's fused op elsewhere.
-        return kernels.rms_norm(x, self.weight, self.eps)  # (..., d), x's dtype
+        return kernels.rms_norm(x, self.weight, self.eps, residual=residual, out_dtype=out_dtype)
 
     def extra_repr(self) -> str:
         return f"{self.d_model}, eps={self.eps}"
