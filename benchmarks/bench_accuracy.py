@@ -89,8 +89,13 @@ def run_ucr(name: str, seed: int, override: dict | None = None) -> dict:
     fit_s = time.perf_counter() - t0
     acc = float(np.mean(clf.predict(X_te) == y_te))
     return dict(task=name, metric="accuracy", value=acc, target=target, reference=ref,
-                fit_s=fit_s, epochs=f"{clf.n_epochs_} (best {clf.best_epoch_})",
-                params=params or "defaults")
+                fit_s=fit_s, epochs=_epochs(clf), params=params or "defaults")
+
+
+def _epochs(est) -> str:
+    """Epochs run and kept; one per member, joined by "/", for an ensemble."""
+    run, best = np.atleast_1d(est.n_epochs_), np.atleast_1d(est.best_epoch_)
+    return f"{'/'.join(map(str, run))} (best {'/'.join(map(str, best))})"
 
 
 def _ar_one_step(train: np.ndarray, full: np.ndarray, start: int, p: int) -> np.ndarray:
