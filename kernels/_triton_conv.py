@@ -346,7 +346,7 @@ def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
     return y
 
 
-def _backward(dy, x, weight, bias, init, silu: bool):
+def _backward(dy, x, weight, bias, init, silu: bool, dx_out: torch.Tensor | None = None):
     b, dim, L = x.shape
     K = weight.shape[1]
     BD, BT, nw = _tiles(x, K, backward=True)
@@ -354,7 +354,7 @@ def _backward(dy, x, weight, bias, init, silu: bool):
     cdt = weight.dtype
     has_init = init is not None and K > 1
     # dx takes x's layout, so the gradient of a channel-last view is channel-last too.
-    dx = torch.empty_like(x)
+    dx = torch.empty_like(x) if dx_out is None else dx_out  # dx_out: a view to write into (any strides)
     dw = torch.empty(grid[0], dim, K, device=x.device, dtype=cdt)  # (b * time blocks, dim, K)
     db = torch.empty(grid[0], dim, device=x.device, dtype=cdt) if bias is not None else dw
     dinit = (torch.empty(b, dim, K - 1, device=x.device, dtype=cdt) if has_init else dw)

@@ -263,7 +263,7 @@ def _dt_from_raw(x_raw, bias, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
 
 
 @triton.jit
-def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, t, dm, n, nm, d,
+def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, zrow_off, t, dm, n, nm, d,
                 cpgB, GB, cpgC, GC, L, N: tl.constexpr, LOAD_Z: tl.constexpr,
                 LOAD_C: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
                 ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, pid_b, d0):
@@ -274,7 +274,7 @@ def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, t, dm, n
     ur = tl.load(u_ptr + off2, mask=m2, other=0.0)
     dr = tl.load(delta_ptr + off2, mask=m2, other=0.0)
     if LOAD_Z:
-        zr = tl.load(z_ptr + off2, mask=m2, other=0.0)
+        zr = tl.load(z_ptr + zrow_off + t[:, None], mask=m2, other=0.0)
     else:
         zr = ur
     B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B, pid_b, d0,
@@ -298,7 +298,7 @@ def _fwd_kernel(
     hout_ptr,  # STATE_ONLY: (b, R, dim, N) range-end states from zero; else (b, dim, N) last state
     ckpt_ptr,  # (b, nseg, dim, N) state at the start of every segment
     sdt_ptr,   # STATE_ONLY: (b, R, dim) sum of Δ over the range
-    dim, L, cpgB, GB, cpgC, GC, nseg, spr, R,
+    dim, L, cpgB, GB, cpgC, GC, nseg, spr, R, z_sb,   # z_sb: z's batch stride (rows are contiguous)
     SEG: tl.constexpr, T: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
@@ -333,6 +333,7 @@ def _fwd_kernel(
 
     ubase = pid_b.to(tl.int64) * dim * L
     row_off = ubase + d[None, :].to(tl.int64) * L                # (1, BD)
+    zrow_off = pid_b.to(tl.int64) * z_sb + d[None, :].to(tl.int64) * L
     seg_lo = pid_r * spr
     seg_hi = tl.minimum(seg_lo + spr, nseg)
     t_lo = seg_lo * SEG
@@ -347,7 +348,7 @@ def _fwd_kernel(
         m2 = (t < L)[:, None] & dm[None, :]                       # (T, BD)
         off2 = row_off + t[:, None]
         ur, dr, zr, B3, C3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off,
-                                         t, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
+                                         zrow_off, t, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
                                          HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B, VAR_C,
                                          ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
         dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
@@ -436,6 +437,7 @@ def _bwd_kernel(
     qz_ptr, sq_ptr,                               # CARRY_ONLY: carry w from zero (b, R, dim, N),
                                                   # sum of Δ (b, R, dim)
     dim, L, cpgB, GB, cpgC, GC, nseg, spr, R, ndb,
+    z_sb, dz_sb,                                  # batch strides of z and dz (rows are contiguous)
     SEG: tl.constexpr, T: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
@@ -479,6 +481,8 @@ def _bwd_kernel(
 
     ubase = pid_b.to(tl.int64) * dim * L
     row_off = ubase + d[None, :].to(tl.int64) * L
+    zrow_off = pid_b.to(tl.int64) * z_sb + d[None, :].to(tl.int64) * L
+    dzrow_off = pid_b.to(tl.int64) * dz_sb + d[None, :].to(tl.int64) * L
     scr_base = ((pid_b.to(tl.int64) * R + pid_r) * ndb + pid_d) * K * NP * BD
     seg_lo = pid_r * spr
     seg_hi = tl.minimum(seg_lo + spr, nseg)
@@ -520,7 +524,7 @@ def _bwd_kernel(
             C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C,
                           pid_b, d0, cdt)
             if HAS_Z:
-                zz = tl.load(z_ptr + off2, mask=m2, other=0.0).to(cdt)
+                zz = tl.load(z_ptr + zrow_off + t[:, None], mask=m2, other=0.0).to(cdt)
                 sz = _sigmoid(zz, FAST)
                 dy = dout * zz * sz
             else:
@@ -552,7 +556,7 @@ def _bwd_kernel(
                     if HAS_D:
                         y += Dv[None, :] * uu
                     dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
-                    tl.store(dz_ptr + off2, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+                    tl.store(dz_ptr + dzrow_off + t[:, None], dz.to(dz_ptr.dtype.element_ty), mask=m2)
                 hmb = hs - bx                                      # e^{ΔA} h_{t-1}
                 qhmb = qs * hmb
                 s1 = tl.sum(qs * B3, axis=1)                       # Σ_n q B, (T, BD)
@@ -806,6 +810,9 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
     cdt = A.dtype
     b, dim, L, N = pr.b, pr.dim, pr.L, pr.N
     dev = u.device
+    # z may be a view whose batch rows are spaced wider than dim * L (the gate half of
+    # the Mamba block's joint input projection); each (dim, L) row block is contiguous.
+    z_sb = _batch_stride(z, dim, L)
     y = torch.empty_like(u)
     last = torch.empty(b, dim, N, device=dev, dtype=cdt)
     ckpt = torch.empty(b, pr.nseg, dim, N, device=dev, dtype=cdt) if save else last
@@ -823,7 +830,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
         hend = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
         sdt = torch.empty(b, pr.R, dim, device=dev, dtype=cdt)
         launch(_fwd_kernel, grid, *ptrs, dummy, dummy, hend, dummy, sdt, dim, L, *pr.group_args(),
-               pr.nseg, pr.spr, pr.R, T=cfg.T_state or cfg.T_fwd, HAS_HIN=False,
+               pr.nseg, pr.spr, pr.R, z_sb, T=cfg.T_state or cfg.T_fwd, HAS_HIN=False,
                STATE_ONLY=True,
                SAVE_CKPT=False, WRITE_LAST=False, **common)
         hin = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
@@ -831,7 +838,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
     else:
         hin = initial_state
     launch(_fwd_kernel, grid, *ptrs, hin if hin is not None else dummy, y, last, ckpt, dummy, dim, L,
-           *pr.group_args(), pr.nseg, pr.spr, pr.R,
+           *pr.group_args(), pr.nseg, pr.spr, pr.R, z_sb,
            T=(cfg.T_ranged or cfg.T_fwd) if pr.R > 1 else cfg.T_fwd,
            HAS_HIN=hin is not None, STATE_ONLY=False, SAVE_CKPT=save, WRITE_LAST=True,
            **common)
@@ -845,8 +852,17 @@ def _chain(A, e, s, init, out, pr: _Problem, reverse: bool):
            BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse)
 
 
+def _batch_stride(x: torch.Tensor | None, dim: int, L: int) -> int:
+    """Batch stride of a ``(b, dim, L)`` tensor whose ``(dim, L)`` blocks are contiguous."""
+    if x is None:
+        return dim * L
+    if (dim > 1 and x.stride(1) != L) or (L > 1 and x.stride(2) != 1):
+        raise ValueError(f"expected contiguous (dim, L) rows, got strides {x.stride()}")
+    return x.stride(0)
+
+
 def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
-              ckpt, pr: _Problem):
+              ckpt, pr: _Problem, dz_out: torch.Tensor | None = None):
     cfg = pr.cfg
     cdt = A.dtype
     b, dim, L, N, R = pr.b, pr.dim, pr.L, pr.N, pr.R
@@ -862,7 +878,9 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
                   FAST=_fast_math(u, cdt))
     ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
-    sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb)
+    z_sb = _batch_stride(z, dim, L)
+    dz = dz_out if dz_out is not None else (torch.empty_like(u) if z is not None else dummy)
+    sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb, z_sb, _batch_stride(dz_out, dim, L))
     if R > 1:
         wz = torch.empty(b, R, dim, N, device=dev, dtype=cdt)   # each range's carry from zero
         sdt = torch.empty(b, R, dim, device=dev, dtype=cdt)     # and its sum of step sizes
@@ -878,7 +896,6 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     scratch = torch.empty(b * R * pr.ndb * K * pr.NP * pr.BD, device=dev, dtype=cdt) if K > 1 else dummy
     du = torch.empty_like(u)
     ddelta = torch.empty_like(delta)
-    dz = torch.empty_like(z) if z is not None else dummy
     dh0 = torch.empty(b, dim, N, device=dev, dtype=cdt) if initial_state is not None else dummy
     # The gradients the kernel accumulates with atomics live in two zeroed
     # buffers, the per-step B/C ones and the per-channel ones: two memsets
@@ -897,7 +914,7 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
            views["B"], views["C"], dh0, dummy, dummy, *sizes,
            HAS_QIN=qin is not None, CARRY_ONLY=False, **common)
     inputs = dict(A=A, B=B, C=C, D=D, delta_bias=delta_bias)
-    grads = {k: v.to(inputs[k].dtype) for k, v in views.items()}
+    grads = {k: v if v.dtype == inputs[k].dtype else v.to(inputs[k].dtype) for k, v in views.items()}
     grads.update(u=du, delta=ddelta, z=dz if z is not None else None,
                  initial_state=dh0.to(initial_state.dtype) if initial_state is not None else None)
     grads.setdefault("D", None)

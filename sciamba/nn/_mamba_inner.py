@@ -65,12 +65,12 @@ class _MambaInner(torch.autograd.Function):
         xc = x.to(mm_dtype)  # (b L d)
         xT = xc.transpose(1, 2)  # (b d L), a view: the products read it transposed
         wi, wxp, wdt, wo = (w.to(mm_dtype) for w in (w_in, w_xp, w_dt, w_out))
-        w_x, w_z = wi.split(E)  # (E d), (E d)
-        xi = _bmm(w_x, xT)  # (b E L)
-        z = _bmm(w_z, xT)  # (b E L)
+        # One product for both halves; the convolution and the scan read them as views
+        # (each batch row's (E, L) block is contiguous, rows 2E*L apart).
+        xz = _bmm(wi, xT)  # (b 2E L)
         if b_in is not None:
-            xi += b_in[:E, None].to(mm_dtype)
-            z += b_in[E:, None].to(mm_dtype)
+            xz += b_in[:, None].to(mm_dtype)
+        xi, z = xz[:, :E], xz[:, E:]  # (b E L) views
         wc = w_conv[:, 0].to(cdt).contiguous()  # (E k), from nn.Conv1d's (E 1 k)
         bc = None if b_conv is None else b_conv.to(cdt)  # (E,)
         u = tconv._forward(xi, wc, bc, None, silu=True)  # (b E L)
@@ -86,7 +86,7 @@ class _MambaInner(torch.autograd.Function):
         out = torch.bmm(y.transpose(1, 2), wo.t().expand(b, -1, -1))  # (b L d), contiguous
         if b_out is not None:
             out += b_out.to(mm_dtype)
-        ctx.save_for_backward(xc, wi, wc, bc, wxp, wdt, wo, xi, z, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt)
+        ctx.save_for_backward(xc, wi, wc, bc, wxp, wdt, wo, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt)
         ctx.cfg, ctx.has_b_in, ctx.has_b_out = cfg, b_in is not None, b_out is not None
         ctx.dtypes = tuple(None if t is None else t.dtype for t in (x, w_in, b_in, w_conv, b_conv, w_xp, w_dt,
                                                                      b_dt, A_log, D, w_out, b_out))
@@ -96,7 +96,7 @@ class _MambaInner(torch.autograd.Function):
     def backward(ctx, dout):
         refuse_create_graph("the fused Mamba block (backend='triton')", "use MambaBlock(backend='torch')")
         tscan._alert_atomics("the fused Mamba block's scan backward (backend='triton')")
-        xc, wi, wc, bc, wxp, wdt, wo, xi, z, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt = ctx.saved_tensors
+        xc, wi, wc, bc, wxp, wdt, wo, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt = ctx.saved_tensors
         mm_dtype, f32 = xc.dtype, A.dtype
         E, R = wdt.shape
         with on_device(u):
@@ -108,7 +108,9 @@ class _MambaInner(torch.autograd.Function):
             db_out = g.sum((0, 1), dtype=f32) if ctx.has_b_out else None
             del g
             pr = tscan._problem(u, A, Bm, Cm, ctx.cfg, backward=True)
-            s = tscan._backward(dy, None, u, delta, A, Bm, Cm, Dc, z, bdt, None, True, ckpt, pr)
+            dxz = torch.empty_like(xz)  # (b 2E L): the scan writes dz into its second half, the conv dx the first
+            s = tscan._backward(dy, None, u, delta, A, Bm, Cm, Dc, xz[:, E:], bdt, None, True, ckpt, pr,
+                                dz_out=dxz[:, E:])
             del dy
             ddelta = s.pop("delta")  # (b E L)
             dw_dt = _wsum(ddelta, x_dbl[:, :R].transpose(1, 2), f32)  # (E R)
@@ -118,14 +120,13 @@ class _MambaInner(torch.autograd.Function):
             dw_xp = _wsum(dx_dbl, u.transpose(1, 2), f32)  # (R+2N E)
             du = s.pop("u").baddbmm_(wxp.t().expand(u.shape[0], -1, -1), dx_dbl)  # (b E L), in place
             del dx_dbl
-            dxi, dw_conv, db_conv, _ = tconv._backward(du, xi, wc, bc, None, True)  # (b E L), (E k), (E,)
+            _, dw_conv, db_conv, _ = tconv._backward(du, xz[:, :E], wc, bc, None, True,
+                                                     dx_out=dxz[:, :E])  # (E k), (E,)
             del du
-            dz = s.pop("z")  # (b E L)
-            w_x, w_z = wi.split(E)  # (E d), (E d)
-            dw_in = torch.cat([_wsum(dxi, xc, f32), _wsum(dz, xc, f32)])  # (2E d)
-            db_in = torch.cat([dxi.sum((0, 2), dtype=f32), dz.sum((0, 2), dtype=f32)]) if ctx.has_b_in else None
-            dx = torch.bmm(dxi.transpose(1, 2), w_x.expand(dxi.shape[0], -1, -1))  # (b L d)
-            dx = dx.baddbmm_(dz.transpose(1, 2), w_z.expand(dz.shape[0], -1, -1))  # (b L d)
+            dw_in = _wsum(dxz, xc, f32)  # (2E d)
+            db_in = dxz.sum((0, 2), dtype=f32) if ctx.has_b_in else None  # (2E,)
+            dx = torch.bmm(dxz.transpose(1, 2), wi.expand(dxz.shape[0], -1, -1))  # (b L d)
+            del dxz
             dA_log = s["A"] * A  # (E N): A = -exp(A_log)
         grads = (dx, dw_in, db_in, dw_conv[:, None], db_conv, dw_xp, dw_dt, s["delta_bias"], dA_log, s["D"], dw_out, db_out)
         grads = tuple(None if gr is None or dt is None else gr.to(dt) for gr, dt in zip(grads, ctx.dtypes))
