@@ -73,17 +73,20 @@ def _gaps(rng, b: int, L: int) -> torch.Tensor:
     return torch.as_tensor(g, dtype=torch.float32)
 
 
+def _perturb(block: MambaBlock) -> None:
+    """Non-trivial biases, D and decays, so that every term of the block is exercised."""
+    with torch.no_grad():
+        for p in (block.in_proj.bias, block.out_proj.bias, block.conv1d.bias, block.D):
+            if p is not None:
+                p.normal_()
+        block.A_log.add_(torch.randn_like(block.A_log) * 0.3)
+
+
 @pytest.mark.parametrize("L, bias", [(1, False), (3, True), (37, False), (37, True)])
 def test_block_matches_reference_pipeline(rng, L, bias):
     _seed(rng)
     block = MambaBlock(12, d_state=5, d_conv=4, expand=2, dt_rank=3, bias=bias)
-    with torch.no_grad():  # non-trivial biases and D so every term is exercised
-        if bias:
-            block.in_proj.bias.normal_()
-            block.out_proj.bias.normal_()
-        block.conv1d.bias.normal_()
-        block.D.normal_()
-        block.A_log.add_(torch.randn_like(block.A_log) * 0.3)
+    _perturb(block)
     x = torch.randn(3, L, 12)
     assert _rel(block(x).double(), _reference_block(block, x)) < 1e-5
 
@@ -461,13 +464,7 @@ def test_fused_training_node_matches_reference_gradients(rng, bias):
     _seed(rng)
     b, L = int(rng.integers(1, 4)), int(rng.integers(2, 24))
     block = MambaBlock(6, d_state=3, d_conv=3, expand=2, dt_rank=2, bias=bias, backend="triton").double()
-    with torch.no_grad():  # non-trivial biases and D so every term is exercised
-        if bias:
-            block.in_proj.bias.normal_()
-            block.out_proj.bias.normal_()
-        block.conv1d.bias.normal_()
-        block.D.normal_()
-        block.A_log.add_(torch.randn_like(block.A_log) * 0.3)
+    _perturb(block)
     x = torch.randn(b, L, 6, dtype=torch.float64, requires_grad=True)
     y = block(x)
     assert _fused(y)
