@@ -436,13 +436,14 @@ def _bwd_kernel(
     dh0_ptr,                                      # (b, dim, N)
     qz_ptr, sq_ptr,                               # CARRY_ONLY: carry w from zero (b, R, dim, N),
                                                   # sum of Δ (b, R, dim)
+    yout_ptr,                                     # WRITE_Y: the forward's output y (b, dim, L)
     dim, L, cpgB, GB, cpgC, GC, nseg, spr, R, ndb,
     z_sb, dz_sb,                                  # batch strides of z and dz (rows are contiguous)
     SEG: tl.constexpr, T: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
-    CARRY_ONLY: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr,
+    CARRY_ONLY: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr, WRITE_Y: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -551,12 +552,17 @@ def _bwd_kernel(
                               pid_b, d0, cdt)
                 bx = dtu[:, None, :] * B3
                 hs = _scan_from(a, bx, h0, T)                      # h_t, (T, NP, BD)
-                if HAS_Z:
-                    y = tl.sum(hs * C3, axis=1)
+                if HAS_Z or WRITE_Y:
+                    y = tl.sum(hs * C3, axis=1)                    # (T, BD), before the gate
                     if HAS_D:
                         y += Dv[None, :] * uu
+                if HAS_Z:
                     dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
                     tl.store(dz_ptr + dzrow_off + t[:, None], dz.to(dz_ptr.dtype.element_ty), mask=m2)
+                if WRITE_Y:  # the forward's output again, so that a caller need not keep it
+                    if HAS_Z:
+                        y = y * zz * sz
+                    tl.store(yout_ptr + off2, y.to(yout_ptr.dtype.element_ty), mask=m2)
                 hmb = hs - bx                                      # e^{ΔA} h_{t-1}
                 qhmb = qs * hmb
                 s1 = tl.sum(qs * B3, axis=1)                       # Σ_n q B, (T, BD)
@@ -862,7 +868,15 @@ def _batch_stride(x: torch.Tensor | None, dim: int, L: int) -> int:
 
 
 def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
-              ckpt, pr: _Problem, dz_out: torch.Tensor | None = None):
+              ckpt, pr: _Problem, dz_out: torch.Tensor | None = None,
+              y_out: torch.Tensor | None = None):
+    """Gradients of the scan (a dict by input name) from the output's gradient ``dout``.
+
+    ``dz_out``: a ``(b, dim, L)`` view to write dz into (rows contiguous, any
+    batch stride); ``y_out``: a contiguous ``(b, dim, L)`` tensor that receives
+    the forward's output ``y`` recomputed on the way (the fused Mamba block keeps
+    no copy of it between its forward and backward).
+    """
     cfg = pr.cfg
     cdt = A.dtype
     b, dim, L, N, R = pr.b, pr.dim, pr.L, pr.N, pr.R
@@ -885,8 +899,8 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
         wz = torch.empty(b, R, dim, N, device=dev, dtype=cdt)   # each range's carry from zero
         sdt = torch.empty(b, R, dim, device=dev, dtype=cdt)     # and its sum of step sizes
         launch(_bwd_kernel, grid, *ptrs, dummy, dummy, dummy, *(dummy,) * 3, *(dummy,) * 3,
-               dummy, dummy, dummy, wz, sdt, *sizes, HAS_QIN=False, CARRY_ONLY=True,
-               **common)
+               dummy, dummy, dummy, wz, sdt, dummy, *sizes, HAS_QIN=False, CARRY_ONLY=True,
+               WRITE_Y=False, **common)
         qin = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
         _chain(A, wz, sdt, dlast, qin, pr, reverse=True)
     else:
@@ -911,8 +925,8 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
                                dev, cdt))
     launch(_bwd_kernel, grid, *ptrs, ckpt, qin if qin is not None else dummy, scratch, du, ddelta, dz,
            views["A"], views.get("D", dummy), views.get("delta_bias", dummy),
-           views["B"], views["C"], dh0, dummy, dummy, *sizes,
-           HAS_QIN=qin is not None, CARRY_ONLY=False, **common)
+           views["B"], views["C"], dh0, dummy, dummy, y_out if y_out is not None else dummy, *sizes,
+           HAS_QIN=qin is not None, CARRY_ONLY=False, WRITE_Y=y_out is not None, **common)
     inputs = dict(A=A, B=B, C=C, D=D, delta_bias=delta_bias)
     grads = {k: v if v.dtype == inputs[k].dtype else v.to(inputs[k].dtype) for k, v in views.items()}
     grads.update(u=du, delta=ddelta, z=dz if z is not None else None,

@@ -340,3 +340,39 @@ def test_backward_uses_its_own_range_floor(monkeypatch):
     ts._problem(u, A, B, B, ts._Config(BD=4, T_fwd=4, T_bwd=2, SEG=8, num_warps=1, min_range=64),
                 backward=True)
     assert seen == [64 // 8, 16 // 8, 64 // 8]
+
+
+@pytest.mark.parametrize("z", [True, False])
+def test_backward_writes_y_and_strided_dz(rng, tiles, z):
+    """The fused Mamba block's use of the backward: y recomputed into ``y_out``, and z read from / dz
+    written to views whose batch rows are spaced wider than dim * L (halves of one (b, 2 dim, L)
+    buffer) give what the contiguous call gives."""
+    tiles(BD=4, T_fwd=4, T_bwd=4, SEG=8, R=2, T_state=8)
+    b, d, L, N = 2, 5, 19, 3
+    ins = make_case(rng, b, d, L, N, z=z, h0=False)
+    cfg = ts._config_for(ins["u"], N)
+    zz = torch.zeros(b, 2 * d, L, dtype=torch.float64, device=DEV)
+    if z:
+        zz[:, d:] = ins["z"]
+    zv = zz[:, d:] if z else None  # (b, d, L) view, batch stride 2 d L
+    args = (ins["u"], ins["delta"], ins["A"], ins["B"], ins["C"], ins["D"])
+    pr = ts._problem(ins["u"], ins["A"], ins["B"], ins["C"], cfg)
+    y, _, ckpt = ts._forward(*args, zv, ins["delta_bias"], None, True, pr, save=True)
+    y_ref = selective_scan_ref(*args, ins["z"], ins["delta_bias"], True)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    dout = _t(rng, (b, d, L))
+    prb = ts._problem(ins["u"], ins["A"], ins["B"], ins["C"], cfg, backward=True)
+    plain = ts._backward(dout, None, *args, ins["z"], ins["delta_bias"], None, True, ckpt, prb)
+    dzz = torch.full((b, 2 * d, L), float("nan"), dtype=torch.float64, device=DEV)
+    y_out = torch.full_like(y, float("nan"))
+    fused = ts._backward(dout, None, *args, zv, ins["delta_bias"], None, True, ckpt, prb,
+                         dz_out=dzz[:, d:] if z else None, y_out=y_out)
+    torch.testing.assert_close(y_out, y, rtol=1e-12, atol=1e-12)
+    for k in ("u", "delta", "A", "B", "C", "D", "delta_bias"):
+        torch.testing.assert_close(fused[k], plain[k], rtol=1e-12, atol=1e-12, msg=k)
+    if z:
+        torch.testing.assert_close(dzz[:, d:], plain["z"], rtol=1e-12, atol=1e-12)
+        assert torch.isnan(dzz[:, :d]).all()  # nothing written outside the view
+    channel_last = zz[:, d:].transpose(1, 2).contiguous().transpose(1, 2)  # rows not contiguous
+    with pytest.raises(ValueError, match="contiguous"):
+        ts._backward(dout, None, *args, channel_last, ins["delta_bias"], None, True, ckpt, prb)

@@ -86,7 +86,8 @@ class _MambaInner(torch.autograd.Function):
         out = torch.bmm(y.transpose(1, 2), wo.t().expand(b, -1, -1))  # (b L d), contiguous
         if b_out is not None:
             out += b_out.to(mm_dtype)
-        ctx.save_for_backward(xc, wi, wc, bc, wxp, wdt, wo, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt)
+        # y is not kept: the scan's backward recomputes it for the output weight's gradient.
+        ctx.save_for_backward(xc, wi, wc, bc, wxp, wdt, wo, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, ckpt)
         ctx.cfg, ctx.has_b_in, ctx.has_b_out = cfg, b_in is not None, b_out is not None
         ctx.dtypes = tuple(None if t is None else t.dtype for t in (x, w_in, b_in, w_conv, b_conv, w_xp, w_dt,
                                                                      b_dt, A_log, D, w_out, b_out))
@@ -96,22 +97,24 @@ class _MambaInner(torch.autograd.Function):
     def backward(ctx, dout):
         refuse_create_graph("the fused Mamba block (backend='triton')", "use MambaBlock(backend='torch')")
         tscan._alert_atomics("the fused Mamba block's scan backward (backend='triton')")
-        xc, wi, wc, bc, wxp, wdt, wo, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, y, ckpt = ctx.saved_tensors
+        xc, wi, wc, bc, wxp, wdt, wo, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, ckpt = ctx.saved_tensors
         mm_dtype, f32 = xc.dtype, A.dtype
         E, R = wdt.shape
         with on_device(u):
             # Gradients are dropped as soon as they are used: the peak of this backward
             # should not exceed the composite path's, which frees them node by node.
             g = dout.to(mm_dtype)  # (b L d)
-            dy = _bmm(wo.t(), g.transpose(1, 2))  # (b E L), contiguous
-            dw_out = _wsum(g.transpose(1, 2), y.transpose(1, 2), f32)  # (d E)
+            gT = g.transpose(1, 2)  # (b d L), a view
+            dy = _bmm(wo.t(), gT)  # (b E L), contiguous
             db_out = g.sum((0, 1), dtype=f32) if ctx.has_b_out else None
-            del g
             pr = tscan._problem(u, A, Bm, Cm, ctx.cfg, backward=True)
             dxz = torch.empty_like(xz)  # (b 2E L): the scan writes dz into its second half, the conv dx the first
+            y = torch.empty_like(u)  # (b E L), the forward's output, recomputed by the scan's backward
             s = tscan._backward(dy, None, u, delta, A, Bm, Cm, Dc, xz[:, E:], bdt, None, True, ckpt, pr,
-                                dz_out=dxz[:, E:])
+                                dz_out=dxz[:, E:], y_out=y)
             del dy
+            dw_out = _wsum(gT, y.transpose(1, 2), f32)  # (d E)
+            del g, gT, y
             ddelta = s.pop("delta")  # (b E L)
             dw_dt = _wsum(ddelta, x_dbl[:, :R].transpose(1, 2), f32)  # (E R)
             dx_dbl = torch.cat([_bmm(wdt.t(), ddelta), s.pop("B")[:, 0].to(mm_dtype),
