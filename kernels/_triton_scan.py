@@ -957,8 +957,11 @@ def _zeroed_views(shapes: dict, device, dtype) -> dict:
     padded = [-(-n // align) * align for n in sizes]
     buf = torch.zeros(sum(padded), device=device, dtype=dtype)
     out, start = {}, 0
-    for (k, shape), n, m in zip(shapes.items(), sizes, padded):
-        out[k] = buf[start:start + n].view(shape)
+    for (k, shape), m in zip(shapes.items(), padded):
+        strides = [1] * len(shape)
+        for i in range(len(shape) - 2, -1, -1):
+            strides[i] = strides[i + 1] * shape[i + 1]
+        out[k] = buf.as_strided(shape, strides, start)  # one call: the view of a fresh buffer
         start += m
     return out
 

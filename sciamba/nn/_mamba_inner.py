@@ -46,9 +46,9 @@ from sciamba.kernels._math import compute_dtype
 __all__ = ["mamba_inner"]
 
 
-def _bmm(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``w @ x`` per batch row, ``w`` ``(M, K)`` broadcast (stride 0), ``x`` ``(b, K, n)`` any strides."""
-    return torch.bmm(w.expand(x.shape[0], -1, -1), x)  # (b M n)
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # A dtype test costs far less host time than a no-op .to() call.
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def _wsum(g: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -59,35 +59,38 @@ def _wsum(g: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class _MambaInner(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_in, b_in, w_conv, b_conv, w_xp, w_dt, b_dt, A_log, D, w_out, b_out, mm_dtype, N):
-        b, L, _ = x.shape
+        b = x.shape[0]
         E, R = w_dt.shape
         cdt = compute_dtype(mm_dtype)
-        xc = x.to(mm_dtype)  # (b L d)
-        xT = xc.transpose(1, 2)  # (b d L), a view: the products read it transposed
-        wi, wxp, wdt, wo = (w.to(mm_dtype) for w in (w_in, w_xp, w_dt, w_out))
+        xc = _cast(x, mm_dtype)  # (b L d)
+        # The weights broadcast over the batch (stride 0), kept for the backward's products too.
+        Wi = _cast(w_in, mm_dtype).expand(b, -1, -1)  # (b 2E d)
+        Wxp = _cast(w_xp, mm_dtype).expand(b, -1, -1)  # (b R+2N E)
+        Wdt = _cast(w_dt, mm_dtype).expand(b, -1, -1)  # (b E R)
+        WoT = _cast(w_out, mm_dtype).t().expand(b, -1, -1)  # (b E d)
         # One product for both halves; the convolution and the scan read them as views
         # (each batch row's (E, L) block is contiguous, rows 2E*L apart).
-        xz = _bmm(wi, xT)  # (b 2E L)
+        xz = torch.bmm(Wi, xc.transpose(1, 2))  # (b 2E L)
         if b_in is not None:
             xz += b_in[:, None].to(mm_dtype)
         xi, z = xz[:, :E], xz[:, E:]  # (b E L) views
-        wc = w_conv[:, 0].to(cdt).contiguous()  # (E k), from nn.Conv1d's (E 1 k)
-        bc = None if b_conv is None else b_conv.to(cdt)  # (E,)
+        wc = _cast(w_conv.reshape(E, -1), cdt)  # (E k), from nn.Conv1d's (E 1 k)
+        bc = None if b_conv is None else _cast(b_conv, cdt)  # (E,)
         u = tconv._forward(xi, wc, bc, None, silu=True)  # (b E L)
-        x_dbl = _bmm(wxp, u)  # (b R+2N L)
-        delta = _bmm(wdt, x_dbl[:, :R])  # (b E L)
+        x_dbl = torch.bmm(Wxp, u)  # (b R+2N L)
+        delta = torch.bmm(Wdt, x_dbl[:, :R])  # (b E L)
         Bm = x_dbl[:, None, R:R + N].contiguous()  # (b 1 N L)
         Cm = x_dbl[:, None, R + N:].contiguous()  # (b 1 N L)
-        A = -torch.exp(A_log.to(cdt))  # (E N)
-        Dc, bdt = D.to(cdt), b_dt.to(cdt)  # (E,), (E,)
+        A = torch.exp(_cast(A_log, cdt)).neg_()  # (E N)
+        Dc, bdt = _cast(D, cdt), _cast(b_dt, cdt)  # (E,), (E,)
         cfg = tscan._config_for(u, N)
         pr = tscan._problem(u, A, Bm, Cm, cfg)
         y, _, ckpt = tscan._forward(u, delta, A, Bm, Cm, Dc, z, bdt, None, True, pr, save=True)  # (b E L)
-        out = torch.bmm(y.transpose(1, 2), wo.t().expand(b, -1, -1))  # (b L d), contiguous
+        out = torch.bmm(y.transpose(1, 2), WoT)  # (b L d), contiguous
         if b_out is not None:
             out += b_out.to(mm_dtype)
         # y is not kept: the scan's backward recomputes it for the output weight's gradient.
-        ctx.save_for_backward(xc, wi, wc, bc, wxp, wdt, wo, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, ckpt)
+        ctx.save_for_backward(xc, Wi, wc, bc, Wxp, Wdt, WoT, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, ckpt)
         ctx.cfg, ctx.has_b_in, ctx.has_b_out = cfg, b_in is not None, b_out is not None
         ctx.dtypes = tuple(None if t is None else t.dtype for t in (x, w_in, b_in, w_conv, b_conv, w_xp, w_dt,
                                                                      b_dt, A_log, D, w_out, b_out))
@@ -97,15 +100,15 @@ class _MambaInner(torch.autograd.Function):
     def backward(ctx, dout):
         refuse_create_graph("the fused Mamba block (backend='triton')", "use MambaBlock(backend='torch')")
         tscan._alert_atomics("the fused Mamba block's scan backward (backend='triton')")
-        xc, wi, wc, bc, wxp, wdt, wo, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, ckpt = ctx.saved_tensors
+        xc, Wi, wc, bc, Wxp, Wdt, WoT, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, ckpt = ctx.saved_tensors
         mm_dtype, f32 = xc.dtype, A.dtype
-        E, R = wdt.shape
+        E, R = Wdt.shape[1:]
         with on_device(u):
-            # Gradients are dropped as soon as they are used: the peak of this backward
-            # should not exceed the composite path's, which frees them node by node.
-            g = dout.to(mm_dtype)  # (b L d)
+            # Gradients are dropped as soon as they are used, to keep the peak of this
+            # backward near the composite path's, which frees them node by node.
+            g = _cast(dout, mm_dtype)  # (b L d)
             gT = g.transpose(1, 2)  # (b d L), a view
-            dy = _bmm(wo.t(), gT)  # (b E L), contiguous
+            dy = torch.bmm(WoT, gT)  # (b E L), contiguous
             db_out = g.sum((0, 1), dtype=f32) if ctx.has_b_out else None
             pr = tscan._problem(u, A, Bm, Cm, ctx.cfg, backward=True)
             dxz = torch.empty_like(xz)  # (b 2E L): the scan writes dz into its second half, the conv dx the first
@@ -117,22 +120,24 @@ class _MambaInner(torch.autograd.Function):
             del g, gT, y
             ddelta = s.pop("delta")  # (b E L)
             dw_dt = _wsum(ddelta, x_dbl[:, :R].transpose(1, 2), f32)  # (E R)
-            dx_dbl = torch.cat([_bmm(wdt.t(), ddelta), s.pop("B")[:, 0].to(mm_dtype),
-                                s.pop("C")[:, 0].to(mm_dtype)], dim=1)  # (b R+2N L)
+            # dB, dC come back in B's dtype, i.e. the products' dtype
+            dx_dbl = torch.cat([torch.bmm(Wdt.transpose(1, 2), ddelta), s.pop("B").squeeze(1),
+                                s.pop("C").squeeze(1)], dim=1)  # (b R+2N L)
             del ddelta
             dw_xp = _wsum(dx_dbl, u.transpose(1, 2), f32)  # (R+2N E)
-            du = s.pop("u").baddbmm_(wxp.t().expand(u.shape[0], -1, -1), dx_dbl)  # (b E L), in place
+            du = s.pop("u").baddbmm_(Wxp.transpose(1, 2), dx_dbl)  # (b E L), in place
             del dx_dbl
             _, dw_conv, db_conv, _ = tconv._backward(du, xz[:, :E], wc, bc, None, True,
                                                      dx_out=dxz[:, :E])  # (E k), (E,)
             del du
             dw_in = _wsum(dxz, xc, f32)  # (2E d)
             db_in = dxz.sum((0, 2), dtype=f32) if ctx.has_b_in else None  # (2E,)
-            dx = torch.bmm(dxz.transpose(1, 2), wi.expand(dxz.shape[0], -1, -1))  # (b L d)
+            dx = torch.bmm(dxz.transpose(1, 2), Wi)  # (b L d)
             del dxz
             dA_log = s["A"] * A  # (E N): A = -exp(A_log)
-        grads = (dx, dw_in, db_in, dw_conv[:, None], db_conv, dw_xp, dw_dt, s["delta_bias"], dA_log, s["D"], dw_out, db_out)
-        grads = tuple(None if gr is None or dt is None else gr.to(dt) for gr, dt in zip(grads, ctx.dtypes))
+        grads = (dx, dw_in, db_in, dw_conv.unsqueeze(1), db_conv, dw_xp, dw_dt, s["delta_bias"], dA_log, s["D"],
+                 dw_out, db_out)
+        grads = tuple(None if gr is None or dt is None else _cast(gr, dt) for gr, dt in zip(grads, ctx.dtypes))
         return (*grads, None, None)
 
 
