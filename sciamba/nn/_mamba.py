@@ -265,11 +265,19 @@ class MambaBlock(nn.Module):
     block converges to the exact ZOH system of :class:`sciamba.ssm.LTISSM` as
     :math:`\Delta \to 0` (tested).
 
+    *Training.* With the Triton backend, no state, gaps or padding and a
+    gradient needed, the block runs as one autograd node whose backward is
+    written out (``sciamba/nn/_mamba_inner.py``, after mamba_ssm's
+    ``mamba_inner_fn``): the same values and gradients as the chain of ops
+    below it (tested in float64), fewer host calls, no transposed copies, and
+    the scan's output recomputed in the backward instead of kept.
+
     References
     ----------
     .. [1] A. Gu and T. Dao, "Mamba: Linear-Time Sequence Modeling with
            Selective State Spaces", arXiv:2312.00752, 2023.
-    .. [2] state-spaces/mamba, ``mamba_ssm/modules/mamba_simple.py``.
+    .. [2] state-spaces/mamba, ``mamba_ssm/modules/mamba_simple.py`` and
+           ``mamba_ssm/ops/selective_scan_interface.py`` (``mamba_inner_fn``).
 
     Examples
     --------
@@ -571,7 +579,11 @@ class Mamba(nn.Module):
     """A stack of Mamba blocks: pre-norm residual layers with a final RMSNorm.
 
     ``h <- h + MambaBlock(RMSNorm(h))`` for each layer, then ``RMSNorm(h)``;
-    ``(batch, L, d_model) -> (batch, L, d_model)``.
+    ``(batch, L, d_model) -> (batch, L, d_model)``. Each residual add runs
+    in one pass with the next norm (:func:`sciamba.kernels.rms_norm` with
+    ``residual=``), whose output comes in the dtype of the next block's
+    products (bfloat16 under autocast); the residual stream keeps the
+    input's dtype.
 
     Parameters
     ----------
