@@ -10,6 +10,7 @@ import pytest
 import torch
 from scipy.special import softmax
 from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
 
 from sciamba.estimators import MambaClassifier
 from sciamba.estimators._network import ProbabilityAverage, SeriesNetwork, network_from_config
@@ -119,6 +120,9 @@ def test_ensemble_pickle_joblib_and_clone(rng):
     assert np.array_equal(joblib.load(buf).predict_proba(X), before)
     twin = clone(clf)
     assert twin.get_params()["n_estimators"] == 2 and not hasattr(twin, "model_")
+    gs = GridSearchCV(MambaClassifier(**TINY), {"n_estimators": [1, 2]}, cv=2).fit(X, y)
+    assert gs.best_params_["n_estimators"] in (1, 2) and np.isfinite(gs.best_score_)
+    assert len(getattr(gs.best_estimator_.model_, "members", [None])) == gs.best_params_["n_estimators"]
 
 
 def test_ensemble_warm_start_continues_each_member(rng, capsys):
