@@ -53,7 +53,7 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
         lower held-out log-loss than 32 on every shuffle (ECG200 0.307
         against 0.333 over 300 predictions, ECGFiveDays 0.235 against 0.264
         over 46) at the same accuracy or one prediction better (0.880
-        against 0.877; 0.891 against 0.870), for about twice the fit time
+        against 0.877; 0.891 against 0.870), for about 1.5 times the fit time
         (benchmarks/RESULTS.md, 2026-11-24).
     n_layers : int, default=2
         Number of backbone layers.
