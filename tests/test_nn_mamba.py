@@ -458,12 +458,16 @@ def _fused(y: torch.Tensor) -> bool:
 
 
 @needs_triton_cpu
-@pytest.mark.parametrize("bias", [False, True])
-def test_fused_training_node_matches_reference_gradients(rng, bias):
+@pytest.mark.parametrize("bias, d_conv, expand, d_state, dt_rank", [
+    (False, 3, 2, 3, 2), (True, 3, 2, 3, 2),
+    (False, 1, 1, 1, 1),  # no convolution history, one state, rank one: the degenerate sizes
+])
+def test_fused_training_node_matches_reference_gradients(rng, bias, d_conv, expand, d_state, dt_rank):
     """The one-node training path: output and every gradient equal autograd through the float64 reference."""
     _seed(rng)
     b, L = int(rng.integers(1, 4)), int(rng.integers(2, 24))
-    block = MambaBlock(6, d_state=3, d_conv=3, expand=2, dt_rank=2, bias=bias, backend="triton").double()
+    block = MambaBlock(6, d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, bias=bias,
+                       backend="triton").double()
     _perturb(block)
     x = torch.randn(b, L, 6, dtype=torch.float64, requires_grad=True)
     y = block(x)
