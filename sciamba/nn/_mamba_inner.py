@@ -29,6 +29,12 @@ activations, sums over the batch for the weights):
     \bar A_{\log} = \bar A \odot A, \quad
     \bar x = \bar x_i^\top W_x + \bar z^\top W_z.
 
+The node keeps what the backward reads (the cast input, :math:`x_i, z` as
+one buffer, :math:`u`, :math:`(\delta_r, B, C)`, :math:`\delta`, the scan's
+checkpoints) but not :math:`y`: the scan's backward recomputes it for
+:math:`\bar W_o`, as mamba_ssm recomputes ``out_z``, so the node holds less
+memory between forward and backward than the composite path.
+
 Only the plain training case comes here (no recurrent state, gaps or
 padding, a gradient needed, Triton kernels); everything else keeps the
 composite path, which is also the reference the tests hold this node to.
