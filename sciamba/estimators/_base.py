@@ -158,6 +158,11 @@ class MambaEstimatorMixin:
             config, data, train_samples, val_samples, seed, start=start,
             early_stopping=early_stopping,
         )
+        self._set_fitted(model, config, history, n_epochs, best_epoch)
+
+    def _set_fitted(self, model: torch.nn.Module, config: dict[str, Any], history: Any, n_epochs: Any,
+                    best_epoch: Any) -> None:
+        """Store a trained network (or ensemble), its build config and its training record."""
         self.model_ = model
         self._model_config = config
         self.device_ = self._resolve_device()

@@ -379,12 +379,8 @@ class MambaClassifier(SeriesToVectorMixin, MambaEstimatorMixin, ClassifierMixin,
                 config, data, *split(seed), seed, start=start, early_stopping=early,
                 desc=f"{type(self).__name__} {i + 1}/{self.n_estimators}",
             ))
-        self.model_ = ProbabilityAverage([f[0] for f in fits]).eval()
-        self._model_config = ens_config
-        self.device_ = self._resolve_device()
-        self.history_ = [f[1] for f in fits]
-        self.n_epochs_ = np.array([f[2] for f in fits])
-        self.best_epoch_ = np.array([f[3] for f in fits])
+        self._set_fitted(ProbabilityAverage([f[0] for f in fits]).eval(), ens_config, [f[1] for f in fits],
+                         np.array([f[2] for f in fits]), np.array([f[3] for f in fits]))
         return self
 
     def _stem(self) -> tuple[int, ...]:
