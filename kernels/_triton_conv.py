@@ -222,7 +222,7 @@ def _tile(dim, L, BD: tl.constexpr, BT: tl.constexpr):
 
 @triton.jit
 def _fwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, y_ptr, dim, L,
-                sx_b, sx_d, sx_l, si_b, si_d, si_l,
+                sx_b, sx_d, sx_l, si_b, si_d, si_l, so_b, so_d, so_l,
                 K: tl.constexpr, HAS_INIT: tl.constexpr, HAS_BIAS: tl.constexpr,
                 SILU: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr):
     _pid, pid_t, pid_b, d, dm, d64, t = _tile(dim, L, BD, BT)
@@ -244,8 +244,7 @@ def _fwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, y_ptr, dim, L,
                     cdt)  # (BD, BT)
     if SILU:
         p = p * _sigmoid(p)
-    # y is contiguous (b, dim, L).
-    offs = pid_b * dim * L + d64[:, None] * L + t[None, :]
+    offs = pid_b * so_b + d64[:, None] * so_d + t[None, :] * so_l
     tl.store(y_ptr + offs, p.to(y_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
 
 
@@ -331,16 +330,17 @@ def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int]:
     return b * triton.cdiv(L, BT), triton.cdiv(dim, BD)
 
 
-def _forward(x, weight, bias, init, silu: bool) -> torch.Tensor:
+def _forward(x, weight, bias, init, silu: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The convolution of ``x`` (b, dim, L), into a new contiguous tensor or into ``out`` (any strides)."""
     b, dim, L = x.shape
     K = weight.shape[1]
     BD, BT, nw = _tiles(x, K)
-    y = torch.empty((b, dim, L), device=x.device, dtype=x.dtype)
+    y = torch.empty((b, dim, L), device=x.device, dtype=x.dtype) if out is None else out
     has_init = init is not None and K > 1
     ini = init if has_init else weight
     si = init.stride() if has_init else (0, 0, 0)
     launch(_fwd_kernel, _grid(x, BD, BT),
-           x, ini, weight, bias if bias is not None else weight, y, dim, L, *x.stride(), *si,
+           x, ini, weight, bias if bias is not None else weight, y, dim, L, *x.stride(), *si, *y.stride(),
            K=K, HAS_INIT=has_init, HAS_BIAS=bias is not None, SILU=silu, BD=BD, BT=BT,
            num_warps=nw)
     return y

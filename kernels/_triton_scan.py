@@ -202,20 +202,20 @@ def _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.
 
 
 @triton.jit
-def _load_bc(ptr, base, t, tm, n, nm, d, dm, cpg, G, L, N: tl.constexpr, VAR: tl.constexpr,
+def _load_bc(ptr, base, t, tm, n, nm, d, dm, cpg, s_b, s_g, s_n, VAR: tl.constexpr,
              ONE_GROUP: tl.constexpr, pid_b, d0, cdt):
-    """B or C as a tile broadcastable to ``(T, NP, BD)``."""
+    """B or C as a tile broadcastable to ``(T, NP, BD)``; ``s_*``: its batch, group, state strides."""
     if VAR:
         if ONE_GROUP:
             g = d0 // cpg
-            row = (pid_b.to(tl.int64) * G + g) * N * L
-            v = tl.load(ptr + row + n[None, :] * L + t[:, None],
+            row = pid_b.to(tl.int64) * s_b + g * s_g
+            v = tl.load(ptr + row + n[None, :].to(tl.int64) * s_n + t[:, None],
                         mask=tm[:, None] & nm[None, :], other=0.0).to(cdt)  # (T, NP)
             return v[:, :, None]
         else:
             g = d // cpg  # (BD,)
-            row = (pid_b.to(tl.int64) * G + g) * N * L  # (BD,)
-            v = tl.load(ptr + row[None, None, :] + n[None, :, None] * L + t[:, None, None],
+            row = pid_b.to(tl.int64) * s_b + g.to(tl.int64) * s_g  # (BD,)
+            v = tl.load(ptr + row[None, None, :] + n[None, :, None].to(tl.int64) * s_n + t[:, None, None],
                         mask=tm[:, None, None] & nm[None, :, None] & dm[None, None, :],
                         other=0.0).to(cdt)  # (T, NP, BD)
             return v
@@ -263,8 +263,8 @@ def _dt_from_raw(x_raw, bias, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
 
 
 @triton.jit
-def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, zrow_off, t, dm, n, nm, d,
-                cpgB, GB, cpgC, GC, L, N: tl.constexpr, LOAD_Z: tl.constexpr,
+def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, t, dm, n, nm, d,
+                cpgB, sBb, sBg, sBn, cpgC, sCb, sCg, sCn, L, LOAD_Z: tl.constexpr,
                 LOAD_C: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
                 ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, pid_b, d0):
     """Raw tiles of one chunk: u, delta, z (T, BD) and B, C broadcastable to (T, NP, BD)."""
@@ -274,14 +274,14 @@ def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, zrow_off
     ur = tl.load(u_ptr + off2, mask=m2, other=0.0)
     dr = tl.load(delta_ptr + off2, mask=m2, other=0.0)
     if LOAD_Z:
-        zr = tl.load(z_ptr + zrow_off + t[:, None], mask=m2, other=0.0)
+        zr = tl.load(z_ptr + off2, mask=m2, other=0.0)
     else:
         zr = ur
-    B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B, pid_b, d0,
-                  Bc.dtype)
+    B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, sBb, sBg, sBn, VAR_B, ONE_GROUP_B, pid_b,
+                  d0, Bc.dtype)
     if LOAD_C:
-        C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C, pid_b,
-                      d0, Cc.dtype)
+        C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, sCb, sCg, sCn, VAR_C, ONE_GROUP_C,
+                      pid_b, d0, Cc.dtype)
     else:
         C3 = B3
     return ur, dr, zr, B3, C3
@@ -294,11 +294,12 @@ def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, zrow_off
 def _fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     hin_ptr,   # (b, R, dim, N) range-start states (R = 1: the initial state)
-    y_ptr,     # (b, dim, L)
+    y_ptr,     # (b, dim, L), strided like u
     hout_ptr,  # STATE_ONLY: (b, R, dim, N) range-end states from zero; else (b, dim, N) last state
     ckpt_ptr,  # (b, nseg, dim, N) state at the start of every segment
     sdt_ptr,   # STATE_ONLY: (b, R, dim) sum of Δ over the range
-    dim, L, cpgB, GB, cpgC, GC, nseg, spr, R, z_sb,   # z_sb: z's batch stride (rows are contiguous)
+    dim, L, cpgB, sBb, sBg, sBn, cpgC, sCb, sCg, sCn, nseg, spr, R,
+    s_b, s_d,  # batch and channel strides of every (b, dim, L) tensor (time stride 1)
     SEG: tl.constexpr, T: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
@@ -331,9 +332,7 @@ def _fwd_kernel(
         h = tl.zeros([NP, BD], dtype=cdt)
     sdt = tl.zeros([BD], dtype=cdt)
 
-    ubase = pid_b.to(tl.int64) * dim * L
-    row_off = ubase + d[None, :].to(tl.int64) * L                # (1, BD)
-    zrow_off = pid_b.to(tl.int64) * z_sb + d[None, :].to(tl.int64) * L
+    row_off = pid_b.to(tl.int64) * s_b + d[None, :].to(tl.int64) * s_d   # (1, BD)
     seg_lo = pid_r * spr
     seg_hi = tl.minimum(seg_lo + spr, nseg)
     t_lo = seg_lo * SEG
@@ -348,7 +347,8 @@ def _fwd_kernel(
         m2 = (t < L)[:, None] & dm[None, :]                       # (T, BD)
         off2 = row_off + t[:, None]
         ur, dr, zr, B3, C3 = _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off,
-                                         zrow_off, t, dm, n, nm, d, cpgB, GB, cpgC, GC, L, N,
+                                         t, dm, n, nm, d, cpgB, sBb, sBg, sBn, cpgC, sCb, sCg,
+                                         sCn, L,
                                          HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B, VAR_C,
                                          ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
         dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
@@ -430,15 +430,16 @@ def _bwd_kernel(
     ckpt_ptr,     # (b, nseg, dim, N) forward checkpoints
     qin_ptr,      # (b, R, dim, N) adjoint entering each range from its end (R = 1: dlast)
     scr_ptr,      # (b, R, ndb, K, NP, BD) per-program chunk-state scratch
-    du_ptr, ddelta_ptr, dz_ptr,                   # (b, dim, L)
+    du_ptr, ddelta_ptr, dz_ptr,                   # (b, dim, L), strided like u
     dA_ptr, dD_ptr, dbias_ptr,                    # (dim, N), (dim,), (dim,): zeroed, atomics
-    dB_ptr, dC_ptr,                               # var (b G N L) or const (dim N); zeroed, atomics
+    dB_ptr, dC_ptr,                               # var (b G N L) strided like B, C, or const
+                                                  # (dim N); zeroed, atomics
     dh0_ptr,                                      # (b, dim, N)
     qz_ptr, sq_ptr,                               # CARRY_ONLY: carry w from zero (b, R, dim, N),
                                                   # sum of Δ (b, R, dim)
     yout_ptr,                                     # WRITE_Y: the forward's output y (b, dim, L)
-    dim, L, cpgB, GB, cpgC, GC, nseg, spr, R, ndb,
-    z_sb, dz_sb,                                  # batch strides of z and dz (rows are contiguous)
+    dim, L, cpgB, sBb, sBg, sBn, cpgC, sCb, sCg, sCn, nseg, spr, R, ndb,
+    s_b, s_d,                                     # strides of every (b, dim, L) tensor, as forward
     SEG: tl.constexpr, T: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
@@ -480,10 +481,7 @@ def _bwd_kernel(
     dD_acc = tl.zeros([BD], dtype=cdt)
     db_acc = tl.zeros([BD], dtype=cdt)
 
-    ubase = pid_b.to(tl.int64) * dim * L
-    row_off = ubase + d[None, :].to(tl.int64) * L
-    zrow_off = pid_b.to(tl.int64) * z_sb + d[None, :].to(tl.int64) * L
-    dzrow_off = pid_b.to(tl.int64) * dz_sb + d[None, :].to(tl.int64) * L
+    row_off = pid_b.to(tl.int64) * s_b + d[None, :].to(tl.int64) * s_d   # (1, BD)
     scr_base = ((pid_b.to(tl.int64) * R + pid_r) * ndb + pid_d) * K * NP * BD
     seg_lo = pid_r * spr
     seg_hi = tl.minimum(seg_lo + spr, nseg)
@@ -507,7 +505,7 @@ def _bwd_kernel(
                     dt, _ = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
                     uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
                     a = tl.exp2(dt[:, None, :] * A2[None, :, :])
-                    B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B,
+                    B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, sBb, sBg, sBn, VAR_B,
                                   ONE_GROUP_B, pid_b, d0, cdt)
                     h = _last(_scan_from(a, (dt * uu)[:, None, :] * B3, h, T), T)
                     tl.store(scr_ptr + scr_base + k * NP * BD + pnd, h)
@@ -522,10 +520,10 @@ def _bwd_kernel(
             a = tl.exp2(dt[:, None, :] * A2[None, :, :])           # e^{Δ_t A}, (T, NP, BD)
             af = tl.flip(a, 0)
             dout = tl.load(dout_ptr + off2, mask=m2, other=0.0).to(cdt)
-            C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, GC, L, N, VAR_C, ONE_GROUP_C,
+            C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, sCb, sCg, sCn, VAR_C, ONE_GROUP_C,
                           pid_b, d0, cdt)
             if HAS_Z:
-                zz = tl.load(z_ptr + zrow_off + t[:, None], mask=m2, other=0.0).to(cdt)
+                zz = tl.load(z_ptr + off2, mask=m2, other=0.0).to(cdt)
                 sz = _sigmoid(zz, FAST)
                 dy = dout * zz * sz
             else:
@@ -548,7 +546,7 @@ def _bwd_kernel(
                     h0 = tl.load(ckpt_ptr + ck_off, mask=ndm, other=0.0).to(cdt)
                 uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
                 dtu = dt * uu
-                B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, GB, L, N, VAR_B, ONE_GROUP_B,
+                B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, sBb, sBg, sBn, VAR_B, ONE_GROUP_B,
                               pid_b, d0, cdt)
                 bx = dtu[:, None, :] * B3
                 hs = _scan_from(a, bx, h0, T)                      # h_t, (T, NP, BD)
@@ -558,7 +556,7 @@ def _bwd_kernel(
                         y += Dv[None, :] * uu
                 if HAS_Z:
                     dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
-                    tl.store(dz_ptr + dzrow_off + t[:, None], dz.to(dz_ptr.dtype.element_ty), mask=m2)
+                    tl.store(dz_ptr + off2, dz.to(dz_ptr.dtype.element_ty), mask=m2)
                 if WRITE_Y:  # the forward's output again, so that a caller need not keep it
                     if HAS_Z:
                         y = y * zz * sz
@@ -582,12 +580,12 @@ def _bwd_kernel(
                 gB = qs * dtu[:, None, :]                          # (T, NP, BD)
                 gC = hs * dy[:, None, :]
                 if VAR_B:
-                    _scatter_group(dB_ptr, gB, t, tm, n, nm, d, dm, cpgB, GB, L, dim, N, BD,
+                    _scatter_group(dB_ptr, gB, t, tm, n, nm, d, dm, cpgB, sBb, sBg, sBn, dim, BD,
                                    ONE_GROUP_B, pid_b, d0)
                 else:
                     dB_acc += tl.sum(gB, axis=0)
                 if VAR_C:
-                    _scatter_group(dC_ptr, gC, t, tm, n, nm, d, dm, cpgC, GC, L, dim, N, BD,
+                    _scatter_group(dC_ptr, gC, t, tm, n, nm, d, dm, cpgC, sCb, sCg, sCn, dim, BD,
                                    ONE_GROUP_C, pid_b, d0)
                 else:
                     dC_acc += tl.sum(gC, axis=0)
@@ -617,14 +615,14 @@ def _bwd_kernel(
 
 
 @triton.jit
-def _scatter_group(ptr, g3, t, tm, n, nm, d, dm, cpg, G, L, dim, N: tl.constexpr,
-                   BD: tl.constexpr, ONE_GROUP: tl.constexpr, pid_b, d0):
-    """Add ``g3`` (T, NP, BD), summed over the channels of each group, into (b, G, N, L)."""
+def _scatter_group(ptr, g3, t, tm, n, nm, d, dm, cpg, s_b, s_g, s_n, dim, BD: tl.constexpr,
+                   ONE_GROUP: tl.constexpr, pid_b, d0):
+    """Add ``g3`` (T, NP, BD), summed over each group's channels, into (b, G, N, L) (strides s_*)."""
     msk = tm[:, None] & nm[None, :]
-    off = n[None, :] * L + t[:, None]                              # (T, NP)
+    off = n[None, :].to(tl.int64) * s_n + t[:, None]               # (T, NP)
     if ONE_GROUP:
         part = tl.sum(g3, axis=2)
-        row = (pid_b.to(tl.int64) * G + d0 // cpg) * N * L
+        row = pid_b.to(tl.int64) * s_b + (d0 // cpg) * s_g
         tl.atomic_add(ptr + row + off, part, mask=msk, sem="relaxed")
     else:
         g_lo = d0 // cpg
@@ -632,7 +630,7 @@ def _scatter_group(ptr, g3, t, tm, n, nm, d, dm, cpg, G, L, dim, N: tl.constexpr
         for g in range(g_lo, g_hi + 1):
             w = (d // cpg == g) & dm
             part = tl.sum(tl.where(w[None, None, :], g3, 0.0), axis=2)
-            row = (pid_b.to(tl.int64) * G + g) * N * L
+            row = pid_b.to(tl.int64) * s_b + g * s_g
             tl.atomic_add(ptr + row + off, part, mask=msk, sem="relaxed")
 
 
@@ -773,6 +771,8 @@ class _Problem:
     var_c: bool
     GB: int
     GC: int
+    sB: tuple  # batch, group and state strides of a time-varying B (time stride 1), else zeros
+    sC: tuple
     cfg: _Config
     nseg: int
     R: int
@@ -784,10 +784,10 @@ class _Problem:
     def group_args(self):
         cpgB = self.dim // self.GB
         cpgC = self.dim // self.GC
-        return cpgB, self.GB, cpgC, self.GC
+        return (cpgB, *self.sB, cpgC, *self.sC)
 
     def one_group(self):
-        cpgB, _, cpgC, _ = self.group_args()
+        cpgB, cpgC = self.dim // self.GB, self.dim // self.GC
         bd = self.BD
         return (not self.var_b) or cpgB % bd == 0, (not self.var_c) or cpgC % bd == 0
 
@@ -807,7 +807,34 @@ def _problem(u, A, B, C, cfg: _Config, backward: bool = False) -> _Problem:
     R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, fill, -(-min_range // cfg.SEG),
                      0 if backward else cfg.enough)
     return _Problem(b, dim, L, N, _next_pow2(N), var_b, var_c, B.shape[1] if var_b else 1,
-                    C.shape[1] if var_c else 1, cfg, nseg, R, spr, ndb, BD, nw)
+                    C.shape[1] if var_c else 1, _bc_strides(B, var_b, L), _bc_strides(C, var_c, L),
+                    cfg, nseg, R, spr, ndb, BD, nw)
+
+
+def _bc_strides(x: torch.Tensor, var: bool, L: int) -> tuple:
+    """(batch, group, state) strides of a time-varying ``(b, G, N, L)`` B or C; time must be stride 1."""
+    if not var:
+        return (0, 0, 0)
+    if L > 1 and x.stride(3) != 1:
+        raise ValueError(f"B and C need time as their contiguous axis, got strides {x.stride()}")
+    return x.stride()[:3]
+
+
+def _row_strides(u: torch.Tensor, **others) -> tuple:
+    """``u``'s batch and channel strides, which every other ``(b, dim, L)`` tensor must share.
+
+    The kernels address u, delta, z, the output and all their gradients with
+    one pair of strides and time stride 1: contiguous ``(b, dim, L)`` tensors
+    from the public API, or the Mamba block's channel-major ``(dim, b, L)``
+    buffers seen as ``(b, dim, L)`` views.
+    """
+    shape, st = u.shape, u.stride()
+    if shape[2] > 1 and st[2] != 1:
+        raise ValueError(f"u needs time as its contiguous axis, got strides {st}")
+    for name, x in others.items():
+        if x is not None and any(n > 1 and a != b for n, a, b in zip(shape, x.stride(), st)):
+            raise ValueError(f"{name} has strides {x.stride()}, u has {st}: they must match")
+    return st[0], st[1]
 
 
 def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _Problem,
@@ -816,10 +843,8 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
     cdt = A.dtype
     b, dim, L, N = pr.b, pr.dim, pr.L, pr.N
     dev = u.device
-    # z may be a view whose batch rows are spaced wider than dim * L (the gate half of
-    # the Mamba block's joint input projection); each (dim, L) row block is contiguous.
-    z_sb = _batch_stride(z, dim, L)
-    y = torch.empty_like(u)
+    y = torch.empty_like(u)  # u's layout (empty_like keeps a dense tensor's strides)
+    rows = _row_strides(u, delta=delta, z=z, y=y)
     last = torch.empty(b, dim, N, device=dev, dtype=cdt)
     ckpt = torch.empty(b, pr.nseg, dim, N, device=dev, dtype=cdt) if save else last
     grid = (pr.ndb, b, pr.R)
@@ -836,7 +861,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
         hend = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
         sdt = torch.empty(b, pr.R, dim, device=dev, dtype=cdt)
         launch(_fwd_kernel, grid, *ptrs, dummy, dummy, hend, dummy, sdt, dim, L, *pr.group_args(),
-               pr.nseg, pr.spr, pr.R, z_sb, T=cfg.T_state or cfg.T_fwd, HAS_HIN=False,
+               pr.nseg, pr.spr, pr.R, *rows, T=cfg.T_state or cfg.T_fwd, HAS_HIN=False,
                STATE_ONLY=True,
                SAVE_CKPT=False, WRITE_LAST=False, **common)
         hin = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
@@ -844,7 +869,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
     else:
         hin = initial_state
     launch(_fwd_kernel, grid, *ptrs, hin if hin is not None else dummy, y, last, ckpt, dummy, dim, L,
-           *pr.group_args(), pr.nseg, pr.spr, pr.R, z_sb,
+           *pr.group_args(), pr.nseg, pr.spr, pr.R, *rows,
            T=(cfg.T_ranged or cfg.T_fwd) if pr.R > 1 else cfg.T_fwd,
            HAS_HIN=hin is not None, STATE_ONLY=False, SAVE_CKPT=save, WRITE_LAST=True,
            **common)
@@ -858,24 +883,19 @@ def _chain(A, e, s, init, out, pr: _Problem, reverse: bool):
            BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse)
 
 
-def _batch_stride(x: torch.Tensor | None, dim: int, L: int) -> int:
-    """Batch stride of a ``(b, dim, L)`` tensor whose ``(dim, L)`` blocks are contiguous."""
-    if x is None:
-        return dim * L
-    if (dim > 1 and x.stride(1) != L) or (L > 1 and x.stride(2) != 1):
-        raise ValueError(f"expected contiguous (dim, L) rows, got strides {x.stride()}")
-    return x.stride(0)
-
-
 def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
               ckpt, pr: _Problem, dz_out: torch.Tensor | None = None,
-              y_out: torch.Tensor | None = None):
+              y_out: torch.Tensor | None = None, dB_out: torch.Tensor | None = None,
+              dC_out: torch.Tensor | None = None):
     """Gradients of the scan (a dict by input name) from the output's gradient ``dout``.
 
-    ``dz_out``: a ``(b, dim, L)`` view to write dz into (rows contiguous, any
-    batch stride); ``y_out``: a contiguous ``(b, dim, L)`` tensor that receives
-    the forward's output ``y`` recomputed on the way (the fused Mamba block keeps
-    no copy of it between its forward and backward).
+    Every ``(b, dim, L)`` tensor (u, delta, z, dout and the outputs) shares
+    u's strides. ``dz_out``: a view to write dz into; ``y_out``: a tensor that
+    receives the forward's output ``y`` recomputed on the way (the fused Mamba
+    block keeps no copy of it between its forward and backward); ``dB_out``,
+    ``dC_out``: zeroed tensors in the compute dtype, strided like a
+    time-varying B and C, that the gradients are added into (the block's
+    buffer for its projection's gradient) instead of fresh ones.
     """
     cfg = pr.cfg
     cdt = A.dtype
@@ -892,9 +912,9 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
                   FAST=_fast_math(u, cdt))
     ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
-    z_sb = _batch_stride(z, dim, L)
     dz = dz_out if dz_out is not None else (torch.empty_like(u) if z is not None else dummy)
-    sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb, z_sb, _batch_stride(dz_out, dim, L))
+    rows = _row_strides(u, delta=delta, z=z, dout=dout, dz_out=dz_out, y_out=y_out)
+    sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb, *rows)
     if R > 1:
         wz = torch.empty(b, R, dim, N, device=dev, dtype=cdt)   # each range's carry from zero
         sdt = torch.empty(b, R, dim, device=dev, dtype=cdt)     # and its sum of step sizes
@@ -916,8 +936,14 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     # instead of one per tensor plus host sums (each launch costs tens of
     # microseconds of host time, the whole GPU time of a short scan). Two, so
     # that a parameter's .grad (a view) does not keep the large ones alive.
-    views = _zeroed_views(dict(B=B.shape if pr.var_b else None, C=C.shape if pr.var_c else None),
-                          dev, cdt)
+    given = dict(B=dB_out, C=dC_out)
+    for k, x, out, var in (("B", B, dB_out, pr.var_b), ("C", C, dC_out, pr.var_c)):
+        if out is not None and (not var or out.shape != x.shape or out.dtype != cdt
+                                or _bc_strides(out, True, L) != _bc_strides(x, True, L)):
+            raise ValueError(f"d{k}_out must be a {cdt} tensor of {k}'s shape and strides")
+    views = _zeroed_views(dict(B=B.shape if pr.var_b and dB_out is None else None,
+                               C=C.shape if pr.var_c and dC_out is None else None), dev, cdt)
+    views.update({k: v for k, v in given.items() if v is not None})
     views.update(_zeroed_views(dict(A=(dim, N), B=None if pr.var_b else (dim, N),
                                     C=None if pr.var_c else (dim, N),
                                     D=(dim,) if D is not None else None,
@@ -928,7 +954,9 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
            views["B"], views["C"], dh0, dummy, dummy, y_out if y_out is not None else dummy, *sizes,
            HAS_QIN=qin is not None, CARRY_ONLY=False, WRITE_Y=y_out is not None, **common)
     inputs = dict(A=A, B=B, C=C, D=D, delta_bias=delta_bias)
-    grads = {k: v if v.dtype == inputs[k].dtype else v.to(inputs[k].dtype) for k, v in views.items()}
+    # dB_out, dC_out come back as given (the caller's buffers, in the compute dtype)
+    grads = {k: v if v.dtype == inputs[k].dtype or given.get(k) is v else v.to(inputs[k].dtype)
+             for k, v in views.items()}
     grads.update(u=du, delta=ddelta, z=dz if z is not None else None,
                  initial_state=dh0.to(initial_state.dtype) if initial_state is not None else None)
     grads.setdefault("D", None)

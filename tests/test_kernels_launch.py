@@ -127,3 +127,69 @@ def test_interpreter_always_uses_triton(fresh, monkeypatch):
     for _ in range(2):
         _launch.launch(k, (1,), torch.zeros(64), 32, 1.0, BLOCK=16, FLAG=False)
     assert k.compiled == 2 and not _launch._CACHE
+
+
+class _CompiledWithLauncher(_Compiled):
+    """A compiled kernel as Triton 3.6-3.9 shape it: a launcher, a function handle, metadata."""
+
+    def __init__(self, log, tag):
+        super().__init__(log, tag)
+        self.function, self.packed_metadata = f"fn{tag}", f"meta{tag}"
+
+    @property
+    def run(self):
+        return lambda *a: self.log.append(("launcher", self.tag, a))
+
+
+class _FakeJITLauncher(_FakeJIT):
+    def __getitem__(self, grid):
+        def run(*args, **kw):
+            self.compiled += 1
+            self.log.append(("jit", grid, args, tuple(sorted(kw.items()))))
+            return _CompiledWithLauncher(self.log, self.compiled)
+        return run
+
+
+@pytest.fixture
+def on_gpu(fresh, monkeypatch):
+    """The launcher path as on a GPU: CUDA initialized, device 3, a raw stream handle."""
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(_launch, "_current_device", lambda: 3)
+    monkeypatch.setattr(_launch, "_RAW_STREAM", lambda device: 1000 + device)
+    monkeypatch.setattr(_launch, "_TRITON_VERSION", (3, 6))
+
+
+def test_cached_kernel_starts_through_its_launcher_on_the_current_stream(on_gpu):
+    k = _FakeJITLauncher()
+    x = torch.zeros(64)
+    _launch.launch(k, (3,), x, 40, 0.5, BLOCK=16, FLAG=True, num_warps=1)
+    _launch.launch(k, (5, 2), x, 40, 2.5, BLOCK=16, FLAG=True, num_warps=1)
+    # Triton's runner convention: grid, stream, function, metadata, launch metadata and
+    # the two hooks (none), then every parameter in signature order.
+    assert k.log[-1] == ("launcher", 1, (5, 2, 1, 1003, "fn1", "meta1", None, None, None,
+                                         x, 40, 2.5, 16, True))
+
+
+def test_launch_hooks_or_unknown_triton_keep_the_runner(on_gpu, monkeypatch):
+    hooks = SimpleNamespace(runtime=SimpleNamespace(launch_enter_hook=print, launch_exit_hook=None))
+    monkeypatch.setattr(_launch, "_settings", lambda: ())  # the key's settings stay put
+    k = _FakeJITLauncher()
+    x = torch.zeros(64)
+    _launch.launch(k, (2,), x, 40, 0.5, BLOCK=16, FLAG=True)
+    monkeypatch.setattr(_launch, "_KNOBS", hooks)  # a profiler (proton) asks for launch metadata
+    _launch.launch(k, (2,), x, 40, 0.5, BLOCK=16, FLAG=True)
+    assert k.log[-1][0] == "direct"
+    monkeypatch.setattr(_launch, "_TRITON_VERSION", (4, 0))
+    assert _launch._direct_runner(_CompiledWithLauncher([], 1)) is None
+    monkeypatch.setattr(_launch, "_TRITON_VERSION", (3, 9))
+    assert _launch._direct_runner(_CompiledWithLauncher([], 1))[1:] == ("fn1", "meta1")
+    assert _launch._direct_runner(_Compiled([], 1)) is None  # no launcher attributes
+
+
+def test_empty_hook_chains_count_as_no_hooks(monkeypatch):
+    chain = SimpleNamespace(calls=[])  # Triton 3.9's HookChain with nothing added
+    monkeypatch.setattr(_launch, "_KNOBS", SimpleNamespace(
+        runtime=SimpleNamespace(launch_enter_hook=chain, launch_exit_hook=None)))
+    assert not _launch._hooks_set()
+    chain.calls.append(print)
+    assert _launch._hooks_set()

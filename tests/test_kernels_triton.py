@@ -342,37 +342,61 @@ def test_backward_uses_its_own_range_floor(monkeypatch):
     assert seen == [64 // 8, 16 // 8, 64 // 8]
 
 
+def _channel_major(x):
+    """The (b, d, L) tensor ``x`` as a view of a (d, b, L) buffer (the Mamba block's layout)."""
+    return x.transpose(0, 1).contiguous().transpose(0, 1)
+
+
 @pytest.mark.parametrize("z", [True, False])
-def test_backward_writes_y_and_strided_dz(rng, tiles, z):
-    """The fused Mamba block's use of the backward: y recomputed into ``y_out``, and z read from / dz
-    written to views whose batch rows are spaced wider than dim * L (halves of one (b, 2 dim, L)
-    buffer) give what the contiguous call gives."""
+def test_channel_major_layout_and_caller_buffers(rng, tiles, z):
+    """The fused Mamba block's use of the kernels: every (b, d, L) tensor a view of a channel-major
+    (d, b, L) buffer (z and dz halves of a (2d, b, L) one), B and C rows of a (2N, b, L) buffer, y
+    recomputed into ``y_out``, dB and dC added into the caller's zeroed buffers: the same values as
+    the contiguous call, and nothing written outside the views."""
     tiles(BD=4, T_fwd=4, T_bwd=4, SEG=8, R=2, T_state=8)
     b, d, L, N = 2, 5, 19, 3
     ins = make_case(rng, b, d, L, N, z=z, h0=False)
     cfg = ts._config_for(ins["u"], N)
-    zz = torch.zeros(b, 2 * d, L, dtype=torch.float64, device=DEV)
+    u, delta = _channel_major(ins["u"]), _channel_major(ins["delta"])
+    zz = torch.zeros(2 * d, b, L, dtype=torch.float64, device=DEV)
     if z:
-        zz[:, d:] = ins["z"]
-    zv = zz[:, d:] if z else None  # (b, d, L) view, batch stride 2 d L
-    args = (ins["u"], ins["delta"], ins["A"], ins["B"], ins["C"], ins["D"])
-    pr = ts._problem(ins["u"], ins["A"], ins["B"], ins["C"], cfg)
+        zz[d:] = ins["z"].transpose(0, 1)
+    zv = zz[d:].transpose(0, 1) if z else None  # (b, d, L), strides (L, b L, 1)
+    bc = torch.cat([ins["B"][:, 0], ins["C"][:, 0]], 1).transpose(0, 1).contiguous()  # (2N, b, L)
+    Bv = bc[:N].transpose(0, 1)[:, None]  # (b, 1, N, L), strides (L, ., b L, 1)
+    Cv = bc[N:].transpose(0, 1)[:, None]
+    args = (u, delta, ins["A"], Bv, Cv, ins["D"])
+    pr = ts._problem(u, ins["A"], Bv, Cv, cfg)
     y, _, ckpt = ts._forward(*args, zv, ins["delta_bias"], None, True, pr, save=True)
-    y_ref = selective_scan_ref(*args, ins["z"], ins["delta_bias"], True)
+    assert y.stride() == u.stride()
+    plain_args = (ins["u"], ins["delta"], ins["A"], ins["B"], ins["C"], ins["D"])
+    y_ref = selective_scan_ref(*plain_args, ins["z"], ins["delta_bias"], True)
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
     dout = _t(rng, (b, d, L))
     prb = ts._problem(ins["u"], ins["A"], ins["B"], ins["C"], cfg, backward=True)
-    plain = ts._backward(dout, None, *args, ins["z"], ins["delta_bias"], None, True, ckpt, prb)
-    dzz = torch.full((b, 2 * d, L), float("nan"), dtype=torch.float64, device=DEV)
+    _, _, ckpt_plain = ts._forward(*plain_args, ins["z"], ins["delta_bias"], None, True, prb, save=True)
+    plain = ts._backward(dout, None, *plain_args, ins["z"], ins["delta_bias"], None, True, ckpt_plain, prb)
+    prb = ts._problem(u, ins["A"], Bv, Cv, cfg, backward=True)
+    dzz = torch.full((2 * d, b, L), float("nan"), dtype=torch.float64, device=DEV)
+    dbc = torch.zeros(2 * N + 1, b, L, dtype=torch.float64, device=DEV)  # one spare row
     y_out = torch.full_like(y, float("nan"))
-    fused = ts._backward(dout, None, *args, zv, ins["delta_bias"], None, True, ckpt, prb,
-                         dz_out=dzz[:, d:] if z else None, y_out=y_out)
+    fused = ts._backward(_channel_major(dout), None, *args, zv, ins["delta_bias"], None, True, ckpt,
+                         prb, dz_out=dzz[d:].transpose(0, 1) if z else None, y_out=y_out,
+                         dB_out=dbc[:N].transpose(0, 1)[:, None],
+                         dC_out=dbc[N:2 * N].transpose(0, 1)[:, None])
     torch.testing.assert_close(y_out, y, rtol=1e-12, atol=1e-12)
-    for k in ("u", "delta", "A", "B", "C", "D", "delta_bias"):
+    for k in ("u", "delta", "A", "D", "delta_bias"):
         torch.testing.assert_close(fused[k], plain[k], rtol=1e-12, atol=1e-12, msg=k)
+    assert fused["u"].stride() == u.stride()
+    torch.testing.assert_close(dbc[:N].transpose(0, 1), plain["B"][:, 0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dbc[N:2 * N].transpose(0, 1), plain["C"][:, 0], rtol=1e-12, atol=1e-12)
+    assert (dbc[2 * N] == 0).all()
     if z:
-        torch.testing.assert_close(dzz[:, d:], plain["z"], rtol=1e-12, atol=1e-12)
-        assert torch.isnan(dzz[:, :d]).all()  # nothing written outside the view
-    channel_last = zz[:, d:].transpose(1, 2).contiguous().transpose(1, 2)  # rows not contiguous
-    with pytest.raises(ValueError, match="contiguous"):
-        ts._backward(dout, None, *args, channel_last, ins["delta_bias"], None, True, ckpt, prb)
+        torch.testing.assert_close(dzz[d:].transpose(0, 1), plain["z"], rtol=1e-12, atol=1e-12)
+        assert torch.isnan(dzz[:d]).all()  # nothing written outside the view
+    # Tensors whose layouts differ from u's are refused, not misread.
+    with pytest.raises(ValueError, match="must match"):
+        ts._backward(dout, None, *args, zv, ins["delta_bias"], None, True, ckpt, prb)
+    with pytest.raises(ValueError, match="dB_out"):
+        ts._backward(_channel_major(dout), None, *args, zv, ins["delta_bias"], None, True, ckpt, prb,
+                     dB_out=torch.zeros_like(ins["B"]))

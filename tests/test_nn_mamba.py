@@ -519,12 +519,14 @@ def test_fused_training_node_only_where_it_applies(rng):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("autocast", [False, True])
-def test_fused_training_node_on_cuda(rng, autocast):
-    """Compiled kernels, float32 and bf16 autocast: the fused node agrees with the composite path."""
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_training_node_on_cuda(rng, autocast, bias):
+    """Compiled kernels, float32 and bf16 autocast: the fused node agrees with the composite path
+    (with projection biases too: under autocast both add them in the products' dtype)."""
     from sciamba.nn import _mamba
 
     _seed(rng)
-    net = Mamba(64, 2).cuda()
+    net = Mamba(64, 2, bias=bias).cuda()
     x = torch.randn(2, 300, 64, device="cuda", requires_grad=True)
     g = torch.randn(2, 300, 64, device="cuda")
     out = {}

@@ -404,7 +404,8 @@ class MambaBlock(nn.Module):
         xi = _channel_major(w_x, xT)  # (b E L)
         z = _channel_major(w_z, xT)  # (b E L)
         b_in = self.in_proj.bias
-        if b_in is not None:
+        if b_in is not None:  # added in the products' dtype (a float32 bias would promote x and z)
+            b_in = b_in.to(dtype)
             xi, z = xi + b_in[:E, None], z + b_in[E:, None]
         if pad is not None:
             xi = xi.masked_fill(pad[:, None, :], 0.0)  # padded conv inputs = the conv's zero padding
@@ -442,7 +443,7 @@ class MambaBlock(nn.Module):
         )  # (b E L), (b E N) or None
         out = _channel_major(self.out_proj.weight, y)  # (b d L), again no transposed copy of y
         if self.out_proj.bias is not None:
-            out = out + self.out_proj.bias[:, None]
+            out = out + self.out_proj.bias.to(out.dtype)[:, None]
         out = out.transpose(1, 2)  # (b L d), a view
         if pad is not None:
             out = out.masked_fill(pad[..., None], 0.0)

@@ -57,88 +57,122 @@ def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t if t.dtype == dtype else t.to(dtype)
 
 
-def _wsum(g: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A broadcast weight's gradient: ``sum_b g[b] @ x[b]`` in ``dtype``."""
-    return torch.bmm(g, x).sum(0, dtype=dtype)  # (M K)
+_MM_OUT_DTYPE: bool | None = None  # whether torch.mm(..., out_dtype=) works on CUDA here
+
+
+def _wgrad(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A weight's gradient ``a @ b`` (the sum over batch and time inside the product) in ``dtype``.
+
+    On CUDA a bfloat16 product writes float32 directly (``out_dtype``, where
+    this torch has it): one rounding, and no separate cast.
+    """
+    global _MM_OUT_DTYPE
+    if a.dtype == dtype:
+        return torch.mm(a, b)
+    if a.is_cuda and _MM_OUT_DTYPE is not False:
+        try:
+            out = torch.mm(a, b, out_dtype=dtype)
+            _MM_OUT_DTYPE = True
+            return out
+        except (TypeError, RuntimeError, NotImplementedError):
+            _MM_OUT_DTYPE = False
+    return torch.mm(a, b).to(dtype)
+
+
+def _rows(buf: torch.Tensor, lo: int, hi: int, b: int, L: int) -> torch.Tensor:
+    """Rows ``lo:hi`` of a channel-major ``(K, b*L)`` buffer as a ``(b, hi-lo, L)`` view."""
+    return buf[lo:hi].view(hi - lo, b, L).transpose(0, 1)
+
+
+def _bc_view(buf: torch.Tensor, lo: int, N: int, b: int, L: int) -> torch.Tensor:
+    """Rows ``lo:lo+N`` of a ``(K, b*L)`` buffer as the scan's ``(b, 1, N, L)`` B or C (one call)."""
+    M = b * L
+    return buf.as_strided((b, 1, N, L), (L, M, M, 1), buf.storage_offset() + lo * M)
 
 
 class _MambaInner(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_in, b_in, w_conv, b_conv, w_xp, w_dt, b_dt, A_log, D, w_out, b_out, mm_dtype, N):
-        b = x.shape[0]
+        b, L, d = x.shape
+        M = b * L
         E, R = w_dt.shape
         cdt = compute_dtype(mm_dtype)
-        xc = _cast(x, mm_dtype)  # (b L d)
-        # The weights broadcast over the batch (stride 0), kept for the backward's products too.
-        Wi = _cast(w_in, mm_dtype).expand(b, -1, -1)  # (b 2E d)
-        Wxp = _cast(w_xp, mm_dtype).expand(b, -1, -1)  # (b R+2N E)
-        Wdt = _cast(w_dt, mm_dtype).expand(b, -1, -1)  # (b E R)
-        WoT = _cast(w_out, mm_dtype).t().expand(b, -1, -1)  # (b E d)
-        # One product for both halves; the convolution and the scan read them as views
-        # (each batch row's (E, L) block is contiguous, rows 2E*L apart).
-        xz = torch.bmm(Wi, xc.transpose(1, 2))  # (b 2E L)
+        # Activations are channel-major, (K, b*L): every product is one matrix product over all
+        # b*L positions (no batch of broadcast weights), and the kernels read (b, K, L) views of them.
+        x2 = _cast(x, mm_dtype).reshape(M, d)  # (M d)
+        Wi, Wxp, Wdt, Wo = (_cast(w, mm_dtype) for w in (w_in, w_xp, w_dt, w_out))  # (2E d) (R+2N E) (E R) (d E)
+        xz = torch.mm(Wi, x2.t())  # (2E M): x_i then z
         if b_in is not None:
             xz += b_in[:, None].to(mm_dtype)
-        xi, z = xz[:, :E], xz[:, E:]  # (b E L) views
+        xi, z = _rows(xz, 0, E, b, L), _rows(xz, E, 2 * E, b, L)  # (b E L) views
         wc = _cast(w_conv.reshape(E, -1), cdt)  # (E k), from nn.Conv1d's (E 1 k)
         bc = None if b_conv is None else _cast(b_conv, cdt)  # (E,)
-        u = tconv._forward(xi, wc, bc, None, silu=True)  # (b E L)
-        x_dbl = torch.bmm(Wxp, u)  # (b R+2N L)
-        delta = torch.bmm(Wdt, x_dbl[:, :R])  # (b E L)
-        Bm = x_dbl[:, None, R:R + N].contiguous()  # (b 1 N L)
-        Cm = x_dbl[:, None, R + N:].contiguous()  # (b 1 N L)
+        u_buf = torch.empty(E, M, device=x.device, dtype=mm_dtype)  # (E M)
+        u = _rows(u_buf, 0, E, b, L)  # (b E L)
+        tconv._forward(xi, wc, bc, None, silu=True, out=u)
+        x_dbl = torch.mm(Wxp, u_buf)  # (R+2N M): delta_r, B, C
+        delta_buf = torch.mm(Wdt, x_dbl[:R])  # (E M)
+        delta = _rows(delta_buf, 0, E, b, L)  # (b E L)
+        Bm, Cm = _bc_view(x_dbl, R, N, b, L), _bc_view(x_dbl, R + N, N, b, L)  # (b 1 N L) views
         A = torch.exp(_cast(A_log, cdt)).neg_()  # (E N)
         Dc, bdt = _cast(D, cdt), _cast(b_dt, cdt)  # (E,), (E,)
         cfg = tscan._config_for(u, N)
         pr = tscan._problem(u, A, Bm, Cm, cfg)
         y, _, ckpt = tscan._forward(u, delta, A, Bm, Cm, Dc, z, bdt, None, True, pr, save=True)  # (b E L)
-        out = torch.bmm(y.transpose(1, 2), WoT)  # (b L d), contiguous
+        out = torch.mm(y.transpose(0, 1).reshape(E, M).t(), Wo.t())  # (M d)
         if b_out is not None:
             out += b_out.to(mm_dtype)
         # y is not kept: the scan's backward recomputes it for the output weight's gradient.
-        ctx.save_for_backward(xc, Wi, wc, bc, Wxp, Wdt, WoT, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, ckpt)
-        ctx.cfg, ctx.has_b_in, ctx.has_b_out = cfg, b_in is not None, b_out is not None
+        ctx.save_for_backward(x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, delta_buf, A, Dc, bdt, ckpt)
+        ctx.cfg, ctx.has_b_in, ctx.has_b_out, ctx.shape = cfg, b_in is not None, b_out is not None, (b, L, N)
         ctx.dtypes = tuple(None if t is None else t.dtype for t in (x, w_in, b_in, w_conv, b_conv, w_xp, w_dt,
                                                                      b_dt, A_log, D, w_out, b_out))
-        return out
+        return out.view(b, L, d)
 
     @staticmethod
     def backward(ctx, dout):
         refuse_create_graph("the fused Mamba block (backend='triton')", "use MambaBlock(backend='torch')")
         tscan._alert_atomics("the fused Mamba block's scan backward (backend='triton')")
-        xc, Wi, wc, bc, Wxp, Wdt, WoT, xz, u, x_dbl, delta, Bm, Cm, A, Dc, bdt, ckpt = ctx.saved_tensors
-        mm_dtype, f32 = xc.dtype, A.dtype
-        E, R = Wdt.shape[1:]
-        with on_device(u):
+        x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, delta_buf, A, Dc, bdt, ckpt = ctx.saved_tensors
+        b, L, N = ctx.shape
+        M, d = x2.shape
+        E, R = Wdt.shape
+        mm_dtype, wdt, cdt = x2.dtype, ctx.dtypes[1], A.dtype  # wdt: the weights' dtype
+        u, delta = _rows(u_buf, 0, E, b, L), _rows(delta_buf, 0, E, b, L)  # (b E L)
+        Bm, Cm = _bc_view(x_dbl, R, N, b, L), _bc_view(x_dbl, R + N, N, b, L)  # (b 1 N L)
+        with on_device(x2):
             # Gradients are dropped as soon as they are used, to keep the peak of this
             # backward near the composite path's, which frees them node by node.
-            g = _cast(dout, mm_dtype)  # (b L d)
-            gT = g.transpose(1, 2)  # (b d L), a view
-            dy = torch.bmm(WoT, gT)  # (b E L), contiguous
-            db_out = g.sum((0, 1), dtype=f32) if ctx.has_b_out else None
+            g = _cast(dout, mm_dtype).reshape(M, d)  # (M d)
+            dy_buf = torch.mm(Wo.t(), g.t())  # (E M)
+            db_out = g.sum(0, dtype=wdt) if ctx.has_b_out else None  # (d,)
             pr = tscan._problem(u, A, Bm, Cm, ctx.cfg, backward=True)
-            dxz = torch.empty_like(xz)  # (b 2E L): the scan writes dz into its second half, the conv dx the first
-            y = torch.empty_like(u)  # (b E L), the forward's output, recomputed by the scan's backward
-            s = tscan._backward(dy, None, u, delta, A, Bm, Cm, Dc, xz[:, E:], bdt, None, True, ckpt, pr,
-                                dz_out=dxz[:, E:], y_out=y)
-            del dy
-            dw_out = _wsum(gT, y.transpose(1, 2), f32)  # (d E)
-            del g, gT, y
-            ddelta = s.pop("delta")  # (b E L)
-            dw_dt = _wsum(ddelta, x_dbl[:, :R].transpose(1, 2), f32)  # (E R)
-            # dB, dC come back in B's dtype, i.e. the products' dtype
-            dx_dbl = torch.cat([torch.bmm(Wdt.transpose(1, 2), ddelta), s.pop("B").squeeze(1),
-                                s.pop("C").squeeze(1)], dim=1)  # (b R+2N L)
-            del ddelta
-            dw_xp = _wsum(dx_dbl, u.transpose(1, 2), f32)  # (R+2N E)
-            du = s.pop("u").baddbmm_(Wxp.transpose(1, 2), dx_dbl)  # (b E L), in place
+            dxz = torch.empty_like(xz)  # (2E M): the scan writes dz into the z rows, the conv dx the others
+            y_buf = torch.empty_like(u_buf)  # (E M), the forward's output, recomputed by the scan's backward
+            dbc = torch.zeros(2 * N, M, device=x2.device, dtype=cdt)  # (2N M): dB, dC, added by the scan
+            s = tscan._backward(_rows(dy_buf, 0, E, b, L), None, u, delta, A, Bm, Cm, Dc, _rows(xz, E, 2 * E, b, L),
+                                bdt, None, True, ckpt, pr, dz_out=_rows(dxz, E, 2 * E, b, L),
+                                y_out=_rows(y_buf, 0, E, b, L), dB_out=_bc_view(dbc, 0, N, b, L),
+                                dC_out=_bc_view(dbc, N, N, b, L))
+            del dy_buf
+            dw_out = _wgrad(g.t(), y_buf.t(), wdt)  # (d E)
+            del g, y_buf
+            ddelta = s.pop("delta").transpose(0, 1).reshape(E, M)  # (E M), a view
+            dw_dt = _wgrad(ddelta, x_dbl[:R].t(), wdt)  # (E R)
+            dx_dbl = torch.empty_like(x_dbl)  # (R+2N M)
+            torch.mm(Wdt.t(), ddelta, out=dx_dbl[:R])  # (R M)
+            dx_dbl[R:].copy_(dbc)  # (2N M), in the products' dtype
+            del ddelta, dbc
+            dw_xp = _wgrad(dx_dbl, u_buf.t(), wdt)  # (R+2N E)
+            du = s.pop("u")  # (b E L), channel-major like u
+            du.transpose(0, 1).reshape(E, M).addmm_(Wxp.t(), dx_dbl)  # (E M) view, in place
             del dx_dbl
-            _, dw_conv, db_conv, _ = tconv._backward(du, xz[:, :E], wc, bc, None, True,
-                                                     dx_out=dxz[:, :E])  # (E k), (E,)
+            _, dw_conv, db_conv, _ = tconv._backward(du, _rows(xz, 0, E, b, L), wc, bc, None, True,
+                                                     dx_out=_rows(dxz, 0, E, b, L))  # (E k), (E,)
             del du
-            dw_in = _wsum(dxz, xc, f32)  # (2E d)
-            db_in = dxz.sum((0, 2), dtype=f32) if ctx.has_b_in else None  # (2E,)
-            dx = torch.bmm(dxz.transpose(1, 2), Wi)  # (b L d)
+            dw_in = _wgrad(dxz, x2, wdt)  # (2E d)
+            db_in = dxz.sum(1, dtype=wdt) if ctx.has_b_in else None  # (2E,)
+            dx = torch.mm(dxz.t(), Wi).view(b, L, d)  # (b L d)
             del dxz
             dA_log = s["A"] * A  # (E N): A = -exp(A_log)
         grads = (dx, dw_in, db_in, dw_conv.unsqueeze(1), db_conv, dw_xp, dw_dt, s["delta_bias"], dA_log, s["D"],
