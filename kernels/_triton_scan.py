@@ -35,7 +35,11 @@ the lanes. The scan over ``T`` is then a sequential in-register
 :func:`triton.language.associative_scan` of ``(a, b)`` pairs, with the carried
 state folded into the first ``b``; chunk end states are read off that scan.
 Loads and stores of ``(T, BD)`` tiles run along ``L``, the contiguous axis,
-and Triton pipelines them under the arithmetic. The backward's reverse
+and Triton pipelines them under the arithmetic. u, delta, z, the output and
+their gradients share one pair of batch and channel strides (contiguous
+``(b, dim, L)`` from the public API, or views of the Mamba block's
+channel-major ``(dim, b*L)`` buffers, read in place); a time-varying B or C
+and its gradient take their own batch, group and state strides. The backward's reverse
 recurrence is a forward scan of time-flipped tiles (the compiled
 ``reverse=True`` scan moved every element across lanes); the gradients summed
 over programs (those of A, D, delta_bias, and the channel sums of B and C)

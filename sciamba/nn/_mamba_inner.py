@@ -17,17 +17,25 @@ another layout:
     y &= \operatorname{scan}(u, \delta + b_{dt}, A = -e^{A_{\log}}, B, C, D, z)
     \qquad \text{out} = y^\top W_o^\top
 
-and backward, per batch row (``(M K)`` weights, ``(b K L)`` channel-major
-activations, sums over the batch for the weights):
+Activations are channel-major, ``(K, b*L)`` buffers (``M = b*L`` positions),
+so each projection is one matrix product over all positions: no weight is
+broadcast over the batch, and each weight's gradient is one product whose
+sum over batch and time happens inside it (float32 out of a bfloat16
+product, where torch allows). The convolution and the scan read and write
+``(b, K, L)`` views of these buffers (batch stride ``L``, channel stride
+``b*L``). Backward, with :math:`X \in \mathbb{R}^{M \times d}`:
 
 .. math::
 
     \bar y = W_o^\top \overline{\text{out}}^\top,\;
-    \bar W_o = \textstyle\sum_b \overline{\text{out}}^\top y^\top, \quad
+    \bar W_o = \overline{\text{out}}^\top y^\top, \quad
     \bar\delta_r = W_{dt}^\top \bar\delta,\;
     \bar u \mathrel{+}= W_{xp}^\top (\bar\delta_r, \bar B, \bar C), \quad
     \bar A_{\log} = \bar A \odot A, \quad
-    \bar x = \bar x_i^\top W_x + \bar z^\top W_z.
+    \bar X = [\bar x_i; \bar z]^\top [W_x; W_z].
+
+The scan adds :math:`\bar B, \bar C` straight into rows of the buffer of
+:math:`(\bar\delta_r, \bar B, \bar C)`.
 
 The node keeps what the backward reads (the cast input, :math:`x_i, z` as
 one buffer, :math:`u`, :math:`(\delta_r, B, C)`, :math:`\delta`, the scan's
@@ -80,8 +88,12 @@ def _wgrad(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor
 
 
 def _rows(buf: torch.Tensor, lo: int, hi: int, b: int, L: int) -> torch.Tensor:
-    """Rows ``lo:hi`` of a channel-major ``(K, b*L)`` buffer as a ``(b, hi-lo, L)`` view."""
-    return buf[lo:hi].view(hi - lo, b, L).transpose(0, 1)
+    """Rows ``lo:hi`` of a contiguous channel-major ``(K, b*L)`` buffer as a ``(b, hi-lo, L)`` view.
+
+    One ``as_strided`` call (a slice, a view and a transpose would be three, each
+    with its host cost).
+    """
+    return buf.as_strided((b, hi - lo, L), (L, b * L, 1), buf.storage_offset() + lo * b * L)
 
 
 def _bc_view(buf: torch.Tensor, lo: int, N: int, b: int, L: int) -> torch.Tensor:
