@@ -82,7 +82,9 @@ def _wgrad(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor
             out = torch.mm(a, b, out_dtype=dtype)
             _MM_OUT_DTYPE = True
             return out
-        except (TypeError, RuntimeError, NotImplementedError):
+        except torch.OutOfMemoryError:
+            raise
+        except (TypeError, RuntimeError, NotImplementedError):  # this torch has no mm.dtype for CUDA
             _MM_OUT_DTYPE = False
     return torch.mm(a, b).to(dtype)
 
