@@ -916,8 +916,12 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
                   FAST=_fast_math(u, cdt))
     ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
-    dz = dz_out if dz_out is not None else (torch.empty_like(u) if z is not None else dummy)
-    rows = _row_strides(u, delta=delta, z=z, dout=dout, dz_out=dz_out, y_out=y_out)
+    # empty_like keeps the strides of a dense u; the check also refuses any other layout.
+    du = torch.empty_like(u)
+    ddelta = torch.empty_like(delta)
+    dz = dz_out if dz_out is not None else (torch.empty_like(u) if z is not None else None)
+    rows = _row_strides(u, delta=delta, z=z, dout=dout, du=du, ddelta=ddelta, dz=dz, y_out=y_out)
+    dz = dz if dz is not None else dummy
     sizes = (dim, L, *pr.group_args(), pr.nseg, pr.spr, R, pr.ndb, *rows)
     if R > 1:
         wz = torch.empty(b, R, dim, N, device=dev, dtype=cdt)   # each range's carry from zero
@@ -932,8 +936,6 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     K = cfg.SEG // cfg.T_bwd
     # K == 1: every chunk starts at a checkpoint, no recomputed states to keep.
     scratch = torch.empty(b * R * pr.ndb * K * pr.NP * pr.BD, device=dev, dtype=cdt) if K > 1 else dummy
-    du = torch.empty_like(u)
-    ddelta = torch.empty_like(delta)
     dh0 = torch.empty(b, dim, N, device=dev, dtype=cdt) if initial_state is not None else dummy
     # The gradients the kernel accumulates with atomics live in two zeroed
     # buffers, the per-step B/C ones and the per-channel ones: two memsets

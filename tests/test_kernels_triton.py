@@ -397,6 +397,17 @@ def test_channel_major_layout_and_caller_buffers(rng, tiles, z):
     # Tensors whose layouts differ from u's are refused, not misread.
     with pytest.raises(ValueError, match="must match"):
         ts._backward(dout, None, *args, zv, ins["delta_bias"], None, True, ckpt, prb)
+    # A u with gaps between its rows (half of a wider buffer): outputs allocated like it would not
+    # share its strides, so both passes refuse it instead of writing past their buffers.
+    def wide(x):  # (b, d, L) as half of a (b, 2d, L) buffer: batch stride 2 d L
+        return torch.cat([x, x], 1)[:, :d]
+
+    with pytest.raises(ValueError, match="y has strides"):
+        ts._forward(wide(ins["u"]), wide(ins["delta"]), ins["A"], ins["B"], ins["C"], ins["D"], None, None,
+                    None, True, pr, save=True)
+    with pytest.raises(ValueError, match="du has strides"):
+        ts._backward(wide(dout), None, wide(ins["u"]), wide(ins["delta"]), ins["A"], ins["B"], ins["C"],
+                     ins["D"], None, None, None, True, ckpt_plain, prb)
     with pytest.raises(ValueError, match="dB_out"):
         ts._backward(_channel_major(dout), None, *args, zv, ins["delta_bias"], None, True, ckpt, prb,
                      dB_out=torch.zeros_like(ins["B"]))
