@@ -241,6 +241,17 @@ def test_ranges_agree_with_one_pass(rng, tiles):
     torch.testing.assert_close(s1, s5, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("in_kernel", [False, True], ids=["chain-launch", "chain-in-main-kernel"])
+@pytest.mark.parametrize("use_last", [True, False], ids=["dlast", "no-dlast"])
+def test_backward_range_carries_both_ways(rng, tiles, monkeypatch, in_kernel, use_last):
+    """The backward's range carries, chained by their own kernel (many ranges) or by each
+    program of the main kernel (few ranges), give the reference's gradients."""
+    monkeypatch.setattr(ts, "_CHAIN_IN_KERNEL", 16 if in_kernel else 1)
+    tiles(BD=4, T_bwd=2, SEG=4, R=5)
+    ins = make_case(rng, 2, 6, 37, 3)
+    assert_close(run_both(ins, True, grads=True, use_last=use_last), rtol=1e-10, atol=1e-11)
+
+
 def test_zero_steps_leave_the_state_unchanged(rng, tiles):
     """Left padding with Δ = 0 (no softplus) does not move the state."""
     tiles(BD=4)
