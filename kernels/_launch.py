@@ -136,9 +136,13 @@ def launch(kernel, grid, *args, **kwargs) -> None:
 
     Positional arguments are the kernel's leading non-constexpr parameters
     (tensors, integers, floats, None); keyword arguments its constexprs and
-    launch options.
+    launch options. Kernels compile with floating-point contraction (FMA) on
+    unless the caller says otherwise: the kernels count on it (a scan step is
+    one FMA), it was Triton's default through 3.9, and Triton 3.10 turns the
+    default off.
     """
     global _direct_ok
+    kwargs.setdefault("enable_fp_fusion", True)
     if _direct_ok is False or kernel in _NO_DIRECT:
         kernel[grid](*args, **kwargs)
         return
