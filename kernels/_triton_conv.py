@@ -163,7 +163,7 @@ def _bias(b_ptr, d, dm, HAS_BIAS: tl.constexpr, cdt, BD: tl.constexpr):
 def _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, t0, row, pid_b,
               L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K: tl.constexpr,
               KP: tl.constexpr, HAS_INIT: tl.constexpr, HAS_BIAS: tl.constexpr,
-              SILU: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr, cdt):
+              SILU: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr, cdt, ATOMIC: tl.constexpr):
     """One tile's x gradient, stored, and its weight and bias gradient partial sums.
 
     :math:`\bar p` of the tile's steps and of the ``K - 1`` after them (the
@@ -192,13 +192,20 @@ def _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, 
     tl.store(dx_ptr + pid_b * so_b + d64[:, None] * so_d + t.to(tl.int64)[None, :] * so_l,
              dx.to(dx_ptr.dtype.element_ty), mask=dm[:, None] & (t < L)[None, :])
 
-    # Per-tile channel sums of the weight and bias gradients (summed on the host).
+    # Per-tile channel sums of the weight and bias gradients: stored per tile and summed
+    # on the host (deterministic), or ATOMIC: added into the caller's zeroed (dim, K), (dim,).
     for k in tl.static_range(K):
         xk = _window(xb, ib, d64, dm, t + (k - (K - 1)), L, sx_d, sx_l, si_d, si_l, K, HAS_INIT,
                      cdt)  # (BD, BT)
-        tl.store(dw_ptr + (row + d64) * K + k, tl.sum(g0 * xk, axis=1), mask=dm)
+        if ATOMIC:
+            tl.atomic_add(dw_ptr + d64 * K + k, tl.sum(g0 * xk, axis=1), mask=dm, sem="relaxed")
+        else:
+            tl.store(dw_ptr + (row + d64) * K + k, tl.sum(g0 * xk, axis=1), mask=dm)
     if HAS_BIAS:
-        tl.store(db_ptr + row + d64, tl.sum(g0, axis=1), mask=dm)
+        if ATOMIC:
+            tl.atomic_add(db_ptr + d64, tl.sum(g0, axis=1), mask=dm, sem="relaxed")
+        else:
+            tl.store(db_ptr + row + d64, tl.sum(g0, axis=1), mask=dm)
 
 
 # --------------------------------------------------------------------------- #
@@ -254,7 +261,7 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
                 so_b, so_d, so_l,
                 K: tl.constexpr, KP: tl.constexpr, HAS_INIT: tl.constexpr,
                 HAS_BIAS: tl.constexpr, SILU: tl.constexpr, BD: tl.constexpr,
-                BT: tl.constexpr):
+                BT: tl.constexpr, ATOMIC: tl.constexpr):
     pid, pid_t, pid_b, d, dm, d64, t = _tile(dim, L, BD, BT)
     cdt = w_ptr.dtype.element_ty
     xb = x_ptr + pid_b * sx_b
@@ -270,15 +277,15 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
         if pid_t == 0:
             _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, t0, row,
                       pid_b, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, KP, True,
-                      HAS_BIAS, SILU, BD, BT, cdt)
+                      HAS_BIAS, SILU, BD, BT, cdt, ATOMIC)
         else:
             _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, t0, row,
                       pid_b, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, KP, False,
-                      HAS_BIAS, SILU, BD, BT, cdt)
+                      HAS_BIAS, SILU, BD, BT, cdt, ATOMIC)
     else:
         _bwd_tile(xb, ib, w_ptr, bias, gb, dx_ptr, dw_ptr, db_ptr, scr, d, d64, dm, t, t0, row,
                   pid_b, L, sx_d, sx_l, si_d, si_l, sg_d, sg_l, so_b, so_d, so_l, K, KP, False,
-                  HAS_BIAS, SILU, BD, BT, cdt)
+                  HAS_BIAS, SILU, BD, BT, cdt, ATOMIC)
 
     if HAS_INIT:  # noqa: SIM102 (a compile-time flag, then a runtime test)
         if pid_t == 0:
@@ -346,7 +353,12 @@ def _forward(x, weight, bias, init, silu: bool, out: torch.Tensor | None = None)
     return y
 
 
-def _backward(dy, x, weight, bias, init, silu: bool, dx_out: torch.Tensor | None = None):
+def _backward(dy, x, weight, bias, init, silu: bool, dx_out: torch.Tensor | None = None,
+              dw_out: torch.Tensor | None = None, db_out: torch.Tensor | None = None):
+    """``(dx, dw, dbias, dinit)``. ``dx_out``: a view to write dx into; ``dw_out``, ``db_out``:
+    zeroed contiguous ``(dim, K)``, ``(dim,)`` tensors in the weight's dtype that the kernel adds
+    its per-tile sums into with atomics (one memset the caller shares with other gradients, no
+    host sums; not bitwise reproducible), returned as dw and dbias."""
     b, dim, L = x.shape
     K = weight.shape[1]
     BD, BT, nw = _tiles(x, K, backward=True)
@@ -355,8 +367,17 @@ def _backward(dy, x, weight, bias, init, silu: bool, dx_out: torch.Tensor | None
     has_init = init is not None and K > 1
     # dx takes x's layout, so the gradient of a channel-last view is channel-last too.
     dx = torch.empty_like(x) if dx_out is None else dx_out  # dx_out: a view to write into (any strides)
-    dw = torch.empty(grid[0], dim, K, device=x.device, dtype=cdt)  # (b * time blocks, dim, K)
-    db = torch.empty(grid[0], dim, device=x.device, dtype=cdt) if bias is not None else dw
+    atomic = dw_out is not None
+    if atomic:
+        wanted = (("dw_out", dw_out, (dim, K)), ("db_out", db_out, (dim,) if bias is not None else None))
+        for name, buf, shape in wanted:
+            if (buf is None) != (shape is None) or (buf is not None and (
+                    tuple(buf.shape) != shape or buf.dtype != cdt or not buf.is_contiguous())):
+                raise ValueError(f"{name} must be a contiguous {cdt} tensor of shape {shape}")
+        dw, db = dw_out, (db_out if bias is not None else dw_out)
+    else:
+        dw = torch.empty(grid[0], dim, K, device=x.device, dtype=cdt)  # (b * time blocks, dim, K)
+        db = torch.empty(grid[0], dim, device=x.device, dtype=cdt) if bias is not None else dw
     dinit = (torch.empty(b, dim, K - 1, device=x.device, dtype=cdt) if has_init else dw)
     KP = max(2, _next_pow2(K - 1))
     # Each program's p̄ (its tile and the K - 1 steps after it), read back shifted:
@@ -369,15 +390,19 @@ def _backward(dy, x, weight, bias, init, silu: bool, dx_out: torch.Tensor | None
            dinit, dw, db, scratch, dim, L, *x.stride(), *(init.stride() if has_init else (0, 0, 0)),
            *dy.stride(), *dx.stride(),
            K=K, KP=KP, HAS_INIT=has_init, HAS_BIAS=bias is not None,
-           SILU=silu, BD=BD, BT=BT, num_warps=nw)
-    dbias = db.sum(0) if bias is not None else None
+           SILU=silu, BD=BD, BT=BT, num_warps=nw, ATOMIC=atomic)
+    if atomic:
+        dbias = db if bias is not None else None
+    else:
+        dbias = db.sum(0) if bias is not None else None
+        dw = dw.sum(0)
     if init is None:
         dh = None
     elif has_init:
         dh = dinit
     else:  # K == 1: an empty (b, dim, 0) state
         dh = torch.zeros_like(init)
-    return dx, dw.sum(0), dbias, dh
+    return dx, dw, dbias, dh
 
 
 class _CausalConv1dTriton(torch.autograd.Function):

@@ -145,6 +145,16 @@ def _scan_from(a, b, h, T: tl.constexpr):
 
 
 @triton.jit
+def _load_A(ptr, off, mask, A_LOG: tl.constexpr, cdt):
+    """A at ``off``; with ``A_LOG`` the pointer holds log(-A) (the Mamba block's ``A_log``),
+    so the exponential is taken here rather than by a separate launch."""
+    a = tl.load(ptr + off, mask=mask, other=0.0).to(cdt)
+    if A_LOG:
+        a = tl.where(mask, -tl.exp(a), 0.0)
+    return a
+
+
+@triton.jit
 def _log2e_times(A, cdt):
     """``A·log2(e)``, so that ``exp(Δ A) = exp2(Δ A log2 e)`` (exact in float64 too)."""
     return A * tl.full(A.shape, 1.4426950408889634, cdt)
@@ -335,7 +345,7 @@ def _fwd_kernel(
     HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr,
     STATE_ONLY: tl.constexpr, SAVE_CKPT: tl.constexpr, WRITE_LAST: tl.constexpr,
-    STAGES: tl.constexpr, FAST: tl.constexpr,
+    STAGES: tl.constexpr, FAST: tl.constexpr, A_LOG: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -351,7 +361,7 @@ def _fwd_kernel(
     nd_off = d[None, :] * N + n[:, None]            # (NP, BD)
     ndm = nm[:, None] & dm[None, :]
 
-    A2 = _log2e_times(tl.load(A_ptr + nd_off, mask=ndm, other=0.0), cdt)   # (NP, BD)
+    A2 = _log2e_times(_load_A(A_ptr, nd_off, ndm, A_LOG, cdt), cdt)   # (NP, BD)
     bias, Dv, Bc, Cc = _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, A2,
                                     HAS_BIAS, HAS_D, VAR_B, VAR_C, cdt)
 
@@ -415,6 +425,7 @@ def _chain_kernel(
     A_ptr, e_ptr, s_ptr, init_ptr, out_ptr,
     dim, R,
     N: tl.constexpr, BLOCK: tl.constexpr, HAS_INIT: tl.constexpr, REVERSE: tl.constexpr,
+    A_LOG: tl.constexpr,
 ):
     """Chain per-range affine maps ``x -> exp(A s_j) x + e_j`` over the R ranges.
 
@@ -428,7 +439,7 @@ def _chain_kernel(
     km = k < dim * N
     dd = k // N
     cdt = A_ptr.dtype.element_ty
-    A2 = _log2e_times(tl.load(A_ptr + k, mask=km, other=0.0), cdt)   # (BLOCK,)
+    A2 = _log2e_times(_load_A(A_ptr, k, km, A_LOG, cdt), cdt)   # (BLOCK,)
     if HAS_INIT:
         x = tl.load(init_ptr + pid_b.to(tl.int64) * dim * N + k, mask=km, other=0.0).to(cdt)
     else:
@@ -475,7 +486,7 @@ def _bwd_kernel(
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
     CARRY_ONLY: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr, WRITE_Y: tl.constexpr,
-    CHAIN: tl.constexpr,
+    CHAIN: tl.constexpr, A_LOG: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -493,7 +504,7 @@ def _bwd_kernel(
     ndm = nm[:, None] & dm[None, :]
     pnd = n[:, None] * BD + tl.arange(0, BD)[None, :]  # scratch offsets (NP, BD)
 
-    A = tl.load(A_ptr + nd_off, mask=ndm, other=0.0)                # (NP, BD)
+    A = _load_A(A_ptr, nd_off, ndm, A_LOG, cdt)                    # (NP, BD)
     A2 = _log2e_times(A, cdt)
     bias, Dv, Bc, Cc = _per_channel(bias_ptr, D_ptr, B_ptr, C_ptr, d, dm, nd_off, ndm, A2,
                                     HAS_BIAS, HAS_D, VAR_B, VAR_C, cdt)
@@ -642,6 +653,8 @@ def _bwd_kernel(
         # The b·R programs of a channel block add into one zeroed (dim, ...) slot:
         # summing per-program partials on the host cost a launch per gradient,
         # which dominates short sequences.
+        if A_LOG:
+            dA_acc = dA_acc * A  # the gradient of A_log: dA/dA_log = A
         tl.atomic_add(dA_ptr + nd_off, dA_acc, mask=ndm, sem="relaxed")
         if HAS_D:
             tl.atomic_add(dD_ptr + d, dD_acc, mask=dm, sem="relaxed")
@@ -887,7 +900,8 @@ def _row_strides(u: torch.Tensor, **others) -> tuple:
 
 
 def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _Problem,
-             save: bool):
+             save: bool, a_log: bool = False):
+    """``(y, last state, checkpoints or None)``; ``a_log``: ``A`` holds log(-A) (the block's A_log)."""
     cfg = pr.cfg
     cdt = A.dtype
     b, dim, L, N = pr.b, pr.dim, pr.L, pr.N
@@ -902,7 +916,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
                   HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), VAR_B=pr.var_b,
                   VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=pr.num_warps,
                   STAGES=cfg.stages,
-                  FAST=_fast_math(u, cdt))
+                  FAST=_fast_math(u, cdt), A_LOG=a_log)
     dummy = A
     ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy)
@@ -914,7 +928,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
                STATE_ONLY=True,
                SAVE_CKPT=False, WRITE_LAST=False, **common)
         hin = torch.empty(b, pr.R, dim, N, device=dev, dtype=cdt)
-        _chain(A, hend, sdt, initial_state, hin, pr, reverse=False)
+        _chain(A, hend, sdt, initial_state, hin, pr, reverse=False, a_log=a_log)
     else:
         hin = initial_state
     launch(_fwd_kernel, grid, *ptrs, hin if hin is not None else dummy, y, last, ckpt, dummy, dim, L,
@@ -925,17 +939,18 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
     return y, last, (ckpt if save else None)
 
 
-def _chain(A, e, s, init, out, pr: _Problem, reverse: bool):
+def _chain(A, e, s, init, out, pr: _Problem, reverse: bool, a_log: bool):
     BLOCK = 256
     grid = (triton.cdiv(pr.dim * pr.N, BLOCK), pr.b)
     launch(_chain_kernel, grid, A, e, s, init if init is not None else A, out, pr.dim, pr.R, N=pr.N,
-           BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse)
+           BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse, A_LOG=a_log)
 
 
 def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
               ckpt, pr: _Problem, dz_out: torch.Tensor | None = None,
               y_out: torch.Tensor | None = None, dB_out: torch.Tensor | None = None,
-              dC_out: torch.Tensor | None = None):
+              dC_out: torch.Tensor | None = None, a_log: bool = False,
+              zeroed: dict | None = None):
     """Gradients of the scan (a dict by input name) from the output's gradient ``dout``.
 
     Every ``(b, dim, L)`` tensor (u, delta, z, dout and the outputs) shares
@@ -944,7 +959,11 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     block keeps no copy of it between its forward and backward); ``dB_out``,
     ``dC_out``: zeroed tensors in the compute dtype, strided like a
     time-varying B and C, that the gradients are added into (the block's
-    buffer for its projection's gradient) instead of fresh ones.
+    buffer for its projection's gradient) instead of fresh ones; ``a_log``:
+    ``A`` holds log(-A), and the gradient returned as ``"A"`` is that of log(-A);
+    ``zeroed``: zeroed compute-dtype tensors for the per-channel gradients
+    (``"A"`` (dim, N), ``"D"``, ``"delta_bias"`` (dim,) as needed) to add into,
+    views of one buffer the caller shares with other gradients (one memset).
     """
     cfg = pr.cfg
     cdt = A.dtype
@@ -958,7 +977,7 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
                   VAR_B=pr.var_b, VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc,
                   HAS_H0=initial_state is not None, num_warps=pr.num_warps,
                   STAGES=cfg.stages_bwd,
-                  FAST=_fast_math(u, cdt))
+                  FAST=_fast_math(u, cdt), A_LOG=a_log)
     ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
     # empty_like keeps the strides of a dense u; the check also refuses any other layout.
@@ -977,7 +996,7 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     chain = 1 < R <= _CHAIN_IN_KERNEL
     if R > 1 and not chain:
         qin = torch.empty(b, R, dim, N, device=dev, dtype=cdt)
-        _chain(A, wz, sdt, dlast, qin, pr, reverse=True)
+        _chain(A, wz, sdt, dlast, qin, pr, reverse=True, a_log=a_log)
     else:
         qin = dlast  # chain: each program composes the later ranges' carries itself
     K = cfg.SEG // cfg.T_bwd
@@ -997,11 +1016,18 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
     views = _zeroed_views(dict(B=B.shape if pr.var_b and dB_out is None else None,
                                C=C.shape if pr.var_c and dC_out is None else None), dev, cdt)
     views.update({k: v for k, v in given.items() if v is not None})
-    views.update(_zeroed_views(dict(A=(dim, N), B=None if pr.var_b else (dim, N),
-                                    C=None if pr.var_c else (dim, N),
-                                    D=(dim,) if D is not None else None,
-                                    delta_bias=(dim,) if delta_bias is not None else None),
-                               dev, cdt))
+    per_channel = dict(A=(dim, N), B=None if pr.var_b else (dim, N), C=None if pr.var_c else (dim, N),
+                       D=(dim,) if D is not None else None,
+                       delta_bias=(dim,) if delta_bias is not None else None)
+    if zeroed is not None:
+        for k, shape in per_channel.items():
+            x = zeroed.get(k)
+            if (x is None) != (shape is None) or (x is not None and (tuple(x.shape) != shape or x.dtype != cdt
+                                                                     or not x.is_contiguous())):
+                raise ValueError(f"zeroed[{k!r}] must be a contiguous {cdt} tensor of shape {shape}")
+        views.update({k: zeroed[k] for k, shape in per_channel.items() if shape is not None})
+    else:
+        views.update(_zeroed_views(per_channel, dev, cdt))
     launch(_bwd_kernel, grid, *ptrs, ckpt, qin if qin is not None else dummy, scratch, du, ddelta, dz,
            views["A"], views.get("D", dummy), views.get("delta_bias", dummy),
            views["B"], views["C"], dh0, wz if chain else dummy, sdt if chain else dummy,

@@ -252,6 +252,38 @@ def test_backward_range_carries_both_ways(rng, tiles, monkeypatch, in_kernel, us
     assert_close(run_both(ins, True, grads=True, use_last=use_last), rtol=1e-10, atol=1e-11)
 
 
+def test_a_log_input_and_caller_zeroed_buffers(rng, tiles):
+    """``a_log=True`` (A given as log(-A), the Mamba block's A_log) gives the outputs of A =
+    -exp(A_log) and the gradient of A_log (dA times A); ``zeroed`` buffers receive the
+    per-channel gradients, and a wrong one is refused."""
+    tiles(BD=4, T_bwd=2, SEG=4, R=3)
+    ins = make_case(rng, 2, 6, 23, 3, h0=False)
+    A_log = torch.log(-ins["A"])
+    args = [ins[k] for k in ("u", "delta")]
+    rest = [ins[k] for k in ("B", "C", "D", "z", "delta_bias")]
+    cfg = ts._config_for(ins["u"], 3)
+    outs = {}
+    for name, A, kw in (("A", ins["A"], {}), ("A_log", A_log, dict(a_log=True))):
+        pr = ts._problem(ins["u"], A, ins["B"], ins["C"], cfg)
+        y, last, ck = ts._forward(*args, A, *rest, None, True, pr, save=True, **kw)
+        prb = ts._problem(ins["u"], A, ins["B"], ins["C"], cfg, backward=True)
+        gy = torch.ones_like(y)
+        zeroed = ts._zeroed_views(dict(A=(6, 3), D=(6,), delta_bias=(6,)), y.device, A.dtype)
+        g = ts._backward(gy, None, *args, A, *rest, None, True, ck, prb, zeroed=zeroed, **kw)
+        assert g["A"] is zeroed["A"] and g["D"] is zeroed["D"]
+        outs[name] = (y, last, g)
+    (y, last, g), (y2, last2, g2) = outs["A"], outs["A_log"]
+    torch.testing.assert_close(y2, y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(last2, last, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g2["A"], g["A"] * ins["A"], rtol=1e-10, atol=1e-12)
+    for k in ("u", "delta", "B", "C", "D", "z", "delta_bias"):
+        torch.testing.assert_close(g2[k], g[k], rtol=1e-10, atol=1e-12, msg=k)
+    bad = ts._zeroed_views(dict(A=(6, 3), D=(5,), delta_bias=(6,)), y.device, A_log.dtype)
+    with pytest.raises(ValueError, match="zeroed\\['D'\\] must be"):
+        ts._backward(torch.ones_like(y), None, *args, A_log, *rest, None, True, ck, prb, zeroed=bad,
+                     a_log=True)
+
+
 def test_zero_steps_leave_the_state_unchanged(rng, tiles):
     """Left padding with Δ = 0 (no softplus) does not move the state."""
     tiles(BD=4)

@@ -128,16 +128,17 @@ class _MambaInner(torch.autograd.Function):
         delta_buf = torch.mm(Wdt, x_dbl[:R])  # (E M)
         delta = _rows(delta_buf, 0, E, b, L)  # (b E L)
         Bm, Cm = _bc_view(x_dbl, R, N, b, L), _bc_view(x_dbl, R + N, N, b, L)  # (b 1 N L) views
-        A = torch.exp(_cast(A_log, cdt)).neg_()  # (E N)
+        Alog = _cast(A_log, cdt)  # (E N): the kernels take A = -exp(A_log) themselves (no launch)
         Dc, bdt = _cast(D, cdt), _cast(b_dt, cdt)  # (E,), (E,)
         cfg = tscan._config_for(u, N)
-        pr = tscan._problem(u, A, Bm, Cm, cfg)
-        y, _, ckpt = tscan._forward(u, delta, A, Bm, Cm, Dc, z, bdt, None, True, pr, save=True)  # (b E L)
+        pr = tscan._problem(u, Alog, Bm, Cm, cfg)
+        y, _, ckpt = tscan._forward(u, delta, Alog, Bm, Cm, Dc, z, bdt, None, True, pr, save=True,
+                                    a_log=True)  # (b E L)
         out = torch.mm(y.transpose(0, 1).reshape(E, M).t(), Wo.t())  # (M d)
         if b_out is not None:
             out += b_out.to(mm_dtype)
         # y is not kept: the scan's backward recomputes it for the output weight's gradient.
-        ctx.save_for_backward(x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, delta_buf, A, Dc, bdt, ckpt)
+        ctx.save_for_backward(x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, delta_buf, Alog, Dc, bdt, ckpt)
         ctx.cfg, ctx.has_b_in, ctx.has_b_out, ctx.shape = cfg, b_in is not None, b_out is not None, (b, L, N)
         ctx.dtypes = tuple(None if t is None else t.dtype for t in (x, w_in, b_in, w_conv, b_conv, w_xp, w_dt,
                                                                      b_dt, A_log, D, w_out, b_out))
@@ -147,11 +148,11 @@ class _MambaInner(torch.autograd.Function):
     def backward(ctx, dout):
         refuse_create_graph("the fused Mamba block (backend='triton')", "use MambaBlock(backend='torch')")
         tscan._alert_atomics("the fused Mamba block's scan backward (backend='triton')")
-        x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, delta_buf, A, Dc, bdt, ckpt = ctx.saved_tensors
+        x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, delta_buf, Alog, Dc, bdt, ckpt = ctx.saved_tensors
         b, L, N = ctx.shape
         M, d = x2.shape
         E, R = Wdt.shape
-        mm_dtype, wdt, cdt = x2.dtype, ctx.dtypes[1], A.dtype  # wdt: the weights' dtype
+        mm_dtype, wdt, cdt = x2.dtype, ctx.dtypes[1], Alog.dtype  # wdt: the weights' dtype
         u, delta = _rows(u_buf, 0, E, b, L), _rows(delta_buf, 0, E, b, L)  # (b E L)
         Bm, Cm = _bc_view(x_dbl, R, N, b, L), _bc_view(x_dbl, R + N, N, b, L)  # (b 1 N L)
         with on_device(x2):
@@ -160,14 +161,19 @@ class _MambaInner(torch.autograd.Function):
             g = _cast(dout, mm_dtype).reshape(M, d)  # (M d)
             dy_buf = torch.mm(Wo.t(), g.t())  # (E M)
             db_out = g.sum(0, dtype=wdt) if ctx.has_b_out else None  # (d,)
-            pr = tscan._problem(u, A, Bm, Cm, ctx.cfg, backward=True)
+            pr = tscan._problem(u, Alog, Bm, Cm, ctx.cfg, backward=True)
             dxz = torch.empty_like(xz)  # (2E M): the scan writes dz into the z rows, the conv dx the others
             y_buf = torch.empty_like(u_buf)  # (E M), the forward's output, recomputed by the scan's backward
             dbc = torch.zeros(2 * N, M, device=x2.device, dtype=cdt)  # (2N M): dB, dC, added by the scan
-            s = tscan._backward(_rows(dy_buf, 0, E, b, L), None, u, delta, A, Bm, Cm, Dc, _rows(xz, E, 2 * E, b, L),
+            # The per-channel gradients the scan and the convolution add up with atomics, in one
+            # zeroed buffer: A_log's, D's, the Δ bias's, the convolution weight's and bias's.
+            k = wc.shape[1]
+            zeroed = tscan._zeroed_views(dict(A=(E, N), D=(E,), delta_bias=(E,), w=(E, k),
+                                              b=(E,) if bc is not None else None), x2.device, cdt)
+            s = tscan._backward(_rows(dy_buf, 0, E, b, L), None, u, delta, Alog, Bm, Cm, Dc, _rows(xz, E, 2 * E, b, L),
                                 bdt, None, True, ckpt, pr, dz_out=_rows(dxz, E, 2 * E, b, L),
                                 y_out=_rows(y_buf, 0, E, b, L), dB_out=_bc_view(dbc, 0, N, b, L),
-                                dC_out=_bc_view(dbc, N, N, b, L))
+                                dC_out=_bc_view(dbc, N, N, b, L), a_log=True, zeroed=zeroed)
             del dy_buf
             dw_out = _wgrad(g.t(), y_buf.t(), wdt)  # (d E)
             del g, y_buf
@@ -182,13 +188,14 @@ class _MambaInner(torch.autograd.Function):
             du.transpose(0, 1).reshape(E, M).addmm_(Wxp.t(), dx_dbl)  # (E M) view, in place
             del dx_dbl
             _, dw_conv, db_conv, _ = tconv._backward(du, _rows(xz, 0, E, b, L), wc, bc, None, True,
-                                                     dx_out=_rows(dxz, 0, E, b, L))  # (E k), (E,)
+                                                     dx_out=_rows(dxz, 0, E, b, L), dw_out=zeroed["w"],
+                                                     db_out=zeroed.get("b"))  # (E k), (E,)
             del du
             dw_in = _wgrad(dxz, x2, wdt)  # (2E d)
             db_in = dxz.sum(1, dtype=wdt) if ctx.has_b_in else None  # (2E,)
             dx = torch.mm(dxz.t(), Wi).view(b, L, d)  # (b L d)
             del dxz
-            dA_log = s["A"] * A  # (E N): A = -exp(A_log)
+            dA_log = s["A"]  # (E N): the kernel's gradient of A_log (dA times A = -exp(A_log))
         grads = (dx, dw_in, db_in, dw_conv.unsqueeze(1), db_conv, dw_xp, dw_dt, s["delta_bias"], dA_log, s["D"],
                  dw_out, db_out)
         grads = tuple(None if gr is None or dt is None else _cast(gr, dt) for gr, dt in zip(grads, ctx.dtypes))
