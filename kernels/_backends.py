@@ -190,3 +190,14 @@ def refuse_create_graph(what: str, alternative: str) -> None:
             f"{what} is differentiable once; create_graph=True (higher derivatives) is not "
             f"supported through it: {alternative}"
         )
+
+
+def check_buffer(name: str, buf: torch.Tensor | None, shape: tuple | None, dtype: torch.dtype) -> None:
+    """Refuse a caller's output buffer unless it is a contiguous ``dtype`` tensor of ``shape``.
+
+    ``shape`` None: no buffer may be given. The kernels add into such buffers
+    with flat, contiguous offsets, so any other layout would be misread.
+    """
+    if (buf is None) != (shape is None) or (buf is not None and (
+            tuple(buf.shape) != tuple(shape) or buf.dtype != dtype or not buf.is_contiguous())):
+        raise ValueError(f"{name} must be a contiguous {dtype} tensor of shape {shape}")

@@ -59,7 +59,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._backends import grad_needed, on_device, refuse_create_graph
+from ._backends import check_buffer, grad_needed, on_device, refuse_create_graph
 from ._launch import launch
 
 __all__ = ["MAX_K", "causal_conv1d_triton"]
@@ -369,11 +369,8 @@ def _backward(dy, x, weight, bias, init, silu: bool, dx_out: torch.Tensor | None
     dx = torch.empty_like(x) if dx_out is None else dx_out  # dx_out: a view to write into (any strides)
     atomic = dw_out is not None
     if atomic:
-        wanted = (("dw_out", dw_out, (dim, K)), ("db_out", db_out, (dim,) if bias is not None else None))
-        for name, buf, shape in wanted:
-            if (buf is None) != (shape is None) or (buf is not None and (
-                    tuple(buf.shape) != shape or buf.dtype != cdt or not buf.is_contiguous())):
-                raise ValueError(f"{name} must be a contiguous {cdt} tensor of shape {shape}")
+        check_buffer("dw_out", dw_out, (dim, K), cdt)
+        check_buffer("db_out", db_out, (dim,) if bias is not None else None, cdt)
         dw, db = dw_out, (db_out if bias is not None else dw_out)
     else:
         dw = torch.empty(grid[0], dim, K, device=x.device, dtype=cdt)  # (b * time blocks, dim, K)

@@ -84,7 +84,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._backends import _interpret_enabled, grad_needed, on_device, refuse_create_graph
+from ._backends import _interpret_enabled, check_buffer, grad_needed, on_device, refuse_create_graph
 from ._launch import launch
 
 __all__ = ["selective_scan_triton"]
@@ -1021,10 +1021,7 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
                        delta_bias=(dim,) if delta_bias is not None else None)
     if zeroed is not None:
         for k, shape in per_channel.items():
-            x = zeroed.get(k)
-            if (x is None) != (shape is None) or (x is not None and (tuple(x.shape) != shape or x.dtype != cdt
-                                                                     or not x.is_contiguous())):
-                raise ValueError(f"zeroed[{k!r}] must be a contiguous {cdt} tensor of shape {shape}")
+            check_buffer(f"zeroed[{k!r}]", zeroed.get(k), shape, cdt)
         views.update({k: zeroed[k] for k, shape in per_channel.items() if shape is not None})
     else:
         views.update(_zeroed_views(per_channel, dev, cdt))
