@@ -104,6 +104,7 @@ def record_launches(kind: str, dtype: torch.dtype, b: int, dim: int, L: int) -> 
         u, delta, z = (torch.randn(b, dim, L, generator=g).to(dtype) for _ in range(3))
         B, C = (torch.randn(b, 1, N_STATE, L, generator=g).to(dtype) for _ in range(2))
         A = -torch.rand(dim, N_STATE, generator=g)
+        B, C = ts.float_bc(B, A.dtype), ts.float_bc(C, A.dtype)  # as selective_scan_triton does
         D, bias = torch.randn(dim, generator=g), torch.randn(dim, generator=g)
         # The GPU's tiles, as _config_for picks them for a CUDA tensor.
         cfg = ts._default_config(N_STATE, False, u.element_size() == 2 or b * dim <= 4096)

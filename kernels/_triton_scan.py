@@ -218,46 +218,22 @@ def _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.
 
 
 @triton.jit
-def _widen(v, cdt, FAST: tl.constexpr):
-    """``v.to(cdt)``; compiled, a bfloat16 pair is widened by a shift and a mask.
-
-    A bfloat16 is the upper half of a float32: the pair's first element widens
-    by a left shift, its second by masking the low half. B and C are widened
-    where every lane along the channels holds its own copy (up to 128 values a
-    lane per chunk), so their widening is a large share of the forward's
-    instructions. With this form the bf16 forward took 2-5% less GPU time than
-    with Triton's conversion (H100, Triton 3.6, 2026-11-24: 8x1536x2048
-    328 -> 321 us, 8x1536x8192 1289 -> 1262, 8x512x4096 335 -> 317; fp32
-    unchanged); the SASS still spends a byte permute a pair regrouping the
-    halves, which loading the pairs as 32-bit words removed but at the price of
-    unvectorized shared-memory loads (more instructions in all).
-    """
-    if FAST and v.dtype == tl.bfloat16 and cdt == tl.float32:
-        return tl.inline_asm_elementwise("shl.b32 $0, $2, 16;\n\tand.b32 $1, $2, 0xffff0000;",
-                                         "=r,=r,r", [v], dtype=tl.float32, is_pure=True, pack=2)
-    else:
-        return v.to(cdt)
-
-
-@triton.jit
 def _load_bc(ptr, base, t, tm, n, nm, d, dm, cpg, s_b, s_g, s_n, VAR: tl.constexpr,
-             ONE_GROUP: tl.constexpr, pid_b, d0, cdt, FAST: tl.constexpr):
+             ONE_GROUP: tl.constexpr, pid_b, d0, cdt):
     """B or C as a tile broadcastable to ``(T, NP, BD)``; ``s_*``: its batch, group, state strides."""
     if VAR:
         if ONE_GROUP:
             g = d0 // cpg
             row = pid_b.to(tl.int64) * s_b + g * s_g
             v = tl.load(ptr + row + n[None, :].to(tl.int64) * s_n + t[:, None],
-                        mask=tm[:, None] & nm[None, :], other=0.0)
-            v = _widen(v, cdt, FAST)  # (T, NP)
+                        mask=tm[:, None] & nm[None, :], other=0.0).to(cdt)  # (T, NP)
             return v[:, :, None]
         else:
             g = d // cpg  # (BD,)
             row = pid_b.to(tl.int64) * s_b + g.to(tl.int64) * s_g  # (BD,)
             v = tl.load(ptr + row[None, None, :] + n[None, :, None].to(tl.int64) * s_n + t[:, None, None],
                         mask=tm[:, None, None] & nm[None, :, None] & dm[None, None, :],
-                        other=0.0)
-            v = _widen(v, cdt, FAST)  # (T, NP, BD)
+                        other=0.0).to(cdt)  # (T, NP, BD)
             return v
     else:
         return base[None, :, :]  # (1, NP, BD)
@@ -306,7 +282,7 @@ def _dt_from_raw(x_raw, bias, m2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
 def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, t, dm, n, nm, d,
                 cpgB, sBb, sBg, sBn, cpgC, sCb, sCg, sCn, L, LOAD_Z: tl.constexpr,
                 LOAD_C: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
-                ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, pid_b, d0, FAST: tl.constexpr):
+                ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, pid_b, d0):
     """Raw tiles of one chunk: u, delta, z (T, BD) and B, C broadcastable to (T, NP, BD)."""
     tm = t < L
     m2 = tm[:, None] & dm[None, :]
@@ -318,10 +294,10 @@ def _load_chunk(u_ptr, delta_ptr, z_ptr, B_ptr, C_ptr, Bc, Cc, row_off, t, dm, n
     else:
         zr = ur
     B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, sBb, sBg, sBn, VAR_B, ONE_GROUP_B, pid_b,
-                  d0, Bc.dtype, FAST)
+                  d0, Bc.dtype)
     if LOAD_C:
         C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, sCb, sCg, sCn, VAR_C, ONE_GROUP_C,
-                      pid_b, d0, Cc.dtype, FAST)
+                      pid_b, d0, Cc.dtype)
     else:
         C3 = B3
     return ur, dr, zr, B3, C3
@@ -390,7 +366,7 @@ def _fwd_kernel(
                                          t, dm, n, nm, d, cpgB, sBb, sBg, sBn, cpgC, sCb, sCg,
                                          sCn, L,
                                          HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B, VAR_C,
-                                         ONE_GROUP_B, ONE_GROUP_C, pid_b, d0, FAST)
+                                         ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
         dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
         uu = ur.to(cdt)
         dtu = dt * uu                                             # (T, BD)
@@ -561,7 +537,7 @@ def _bwd_kernel(
                     uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
                     a = tl.exp2(dt[:, None, :] * A2[None, :, :])
                     B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, sBb, sBg, sBn, VAR_B,
-                                  ONE_GROUP_B, pid_b, d0, cdt, FAST)
+                                  ONE_GROUP_B, pid_b, d0, cdt)
                     h = _last(_scan_from(a, (dt * uu)[:, None, :] * B3, h, T), T)
                     tl.store(scr_ptr + scr_base + k * NP * BD + pnd, h)
                 tl.debug_barrier()
@@ -576,7 +552,7 @@ def _bwd_kernel(
             af = tl.flip(a, 0)
             dout = tl.load(dout_ptr + off2, mask=m2, other=0.0).to(cdt)
             C3 = _load_bc(C_ptr, Cc, t, tm, n, nm, d, dm, cpgC, sCb, sCg, sCn, VAR_C, ONE_GROUP_C,
-                          pid_b, d0, cdt, FAST)
+                          pid_b, d0, cdt)
             if HAS_Z:
                 zz = tl.load(z_ptr + off2, mask=m2, other=0.0).to(cdt)
                 sz = _sigmoid(zz, FAST)
@@ -602,7 +578,7 @@ def _bwd_kernel(
                 uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
                 dtu = dt * uu
                 B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, sBb, sBg, sBn, VAR_B, ONE_GROUP_B,
-                              pid_b, d0, cdt, FAST)
+                              pid_b, d0, cdt)
                 bx = dtu[:, None, :] * B3
                 hs = _scan_from(a, bx, h0, T)                      # h_t, (T, NP, BD)
                 if HAS_Z or WRITE_Y:
@@ -1071,9 +1047,31 @@ def _zeroed_views(shapes: dict, device, dtype) -> dict:
     return out
 
 
+def float_bc(x: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
+    """A time-varying half-precision B or C as a float32 copy; anything else as it is.
+
+    Each lane along a program's channels needs its own float32 copy of a
+    chunk's B and C (the channels share them), so widening half-precision ones
+    in the kernels costs instructions at every lane: a fifth of the bf16
+    forward's main loop (``benchmarks/sass_census.py``: 946 -> 766 instructions,
+    at 232 registers instead of 156). One copy of the ``b·G·N·L`` elements
+    beforehand costs a few microseconds; the bf16 scan, copy included, took
+    5-8% less GPU time forward and 3-5% forward+backward (H100, 2026-11-24:
+    8x1536x2048 forward 321 -> 304 us, 8x1536x8192 1262 -> 1159, 8x512x4096
+    317 -> 301). This replaced widening B and C in the kernels by a shift and
+    a mask (2-5%).
+    """
+    if x.dim() == 4 and x.element_size() == 2 and cdt == torch.float32:
+        return x.float()
+    return x
+
+
 class _SelectiveScanTriton(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, cfg):
+        ctx.bc_dtypes = B.dtype, C.dtype
+        B, C = float_bc(B, A.dtype), float_bc(C, A.dtype)
+        pr = _problem(u, A, B, C, cfg)
         y, last, ckpt = _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
                                  pr, save=True)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, initial_state, ckpt)
@@ -1095,7 +1093,8 @@ class _SelectiveScanTriton(torch.autograd.Function):
         pr = _problem(u, A, B, C, ctx.pr.cfg, backward=True)
         g = _backward(dy.contiguous(), dlast, u, delta, A, B, C, D, z, delta_bias,
                       initial_state, ctx.softplus, ckpt, pr)
-        return (g["u"], g["delta"], g["A"], g["B"], g["C"], g["D"], g["z"], g["delta_bias"],
+        dB, dC = (x if x.dtype == dt else x.to(dt) for x, dt in zip((g["B"], g["C"]), ctx.bc_dtypes))
+        return (g["u"], g["delta"], g["A"], dB, dC, g["D"], g["z"], g["delta_bias"],
                 g["initial_state"], None, None)
 
 
@@ -1155,14 +1154,14 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     (torch.Size([1, 3, 5]), torch.Size([1, 3, 2]))
     """
     cfg = _config_for(u, A.shape[1])
-    pr = _problem(u, A, B, C, cfg)
     with on_device(u):
         if grad_needed(u, delta, A, B, C, D, z, delta_bias, initial_state):
             y, last = _SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
-                                                 initial_state, bool(delta_softplus), pr)
+                                                 initial_state, bool(delta_softplus), cfg)
         else:
+            B, C = float_bc(B, A.dtype), float_bc(C, A.dtype)
             y, last, _ = _forward(u, delta, A, B, C, D, z, delta_bias, initial_state,
-                                  delta_softplus, pr, save=False)
+                                  delta_softplus, _problem(u, A, B, C, cfg), save=False)
     return (y, last) if return_last_state else y
 
 

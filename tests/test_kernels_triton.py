@@ -284,6 +284,38 @@ def test_a_log_input_and_caller_zeroed_buffers(rng, tiles):
                      a_log=True)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_b_c_are_widened_once(rng, tiles, dtype):
+    """Half-precision time-varying B and C run as a float32 copy (float_bc): the outputs equal
+    those of the float32 copy given directly, and their gradients come back in their dtype."""
+    tiles(BD=4, T_bwd=2, SEG=4, R=2)
+    ins = make_case(rng, 2, 6, 19, 3, G=2, h0=False, dtype=torch.float32)  # float32 compute dtype
+    ins["B"], ins["C"] = ins["B"].to(dtype), ins["C"].to(dtype)
+    assert ts.float_bc(ins["B"], ins["A"].dtype).dtype == torch.float32
+    outs = []
+    for widen in (False, True):
+        t = {k: (v.float() if widen and k in ("B", "C") else v) for k, v in ins.items() if v is not None}
+        t = {k: v.detach().clone().requires_grad_() for k, v in t.items()}
+        y, last = ts.selective_scan_triton(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["z"],
+                                           t["delta_bias"], True, True, None)
+        wt = torch.linspace(-1, 1, y.shape[-1], dtype=y.dtype, device=y.device)
+        g = torch.autograd.grad((y * wt).sum(), [t["B"], t["C"], t["u"]])
+        outs.append((y, last, g))
+    (y, last, (dB, dC, du)), (y2, last2, (dB2, dC2, du2)) = outs
+    assert dB.dtype == dtype and dC.dtype == dtype
+    torch.testing.assert_close(y, y2, rtol=0, atol=0)
+    torch.testing.assert_close(last, last2, rtol=0, atol=0)
+    torch.testing.assert_close(du, du2, rtol=0, atol=0)
+    # dB and dC are sums over channel blocks added with atomics: equal up to their order
+    # (compiled), then rounded to the half dtype.
+    torch.testing.assert_close(dB.float(), dB2.to(dtype).float(), rtol=1e-2, atol=1e-5)
+    torch.testing.assert_close(dC.float(), dC2.to(dtype).float(), rtol=1e-2, atol=1e-5)
+    with torch.no_grad():
+        y3 = ts.selective_scan_triton(ins["u"], ins["delta"], ins["A"], ins["B"], ins["C"], ins["D"],
+                                      ins["z"], ins["delta_bias"], True, False, None)
+    torch.testing.assert_close(y3, y2.detach(), rtol=0, atol=0)
+
+
 def test_zero_steps_leave_the_state_unchanged(rng, tiles):
     """Left padding with Δ = 0 (no softplus) does not move the state."""
     tiles(BD=4)

@@ -127,7 +127,10 @@ class _MambaInner(torch.autograd.Function):
         x_dbl = torch.mm(Wxp, u_buf)  # (R+2N M): delta_r, B, C
         delta_buf = torch.mm(Wdt, x_dbl[:R])  # (E M)
         delta = _rows(delta_buf, 0, E, b, L)  # (b E L)
-        Bm, Cm = _bc_view(x_dbl, R, N, b, L), _bc_view(x_dbl, R + N, N, b, L)  # (b 1 N L) views
+        # B and C in the compute dtype, one copy: widened in the kernels they cost instructions at
+        # every lane (see sciamba.kernels._triton_scan.float_bc).
+        BC = _cast(x_dbl[R:], cdt)  # (2N M)
+        Bm, Cm = _bc_view(BC, 0, N, b, L), _bc_view(BC, N, N, b, L)  # (b 1 N L) views
         Alog = _cast(A_log, cdt)  # (E N): the kernels take A = -exp(A_log) themselves (no launch)
         Dc, bdt = _cast(D, cdt), _cast(b_dt, cdt)  # (E,), (E,)
         cfg = tscan._config_for(u, N)
@@ -138,7 +141,7 @@ class _MambaInner(torch.autograd.Function):
         if b_out is not None:
             out += b_out.to(mm_dtype)
         # y is not kept: the scan's backward recomputes it for the output weight's gradient.
-        ctx.save_for_backward(x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, delta_buf, Alog, Dc, bdt, ckpt)
+        ctx.save_for_backward(x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, BC, delta_buf, Alog, Dc, bdt, ckpt)
         ctx.cfg, ctx.has_b_in, ctx.has_b_out, ctx.shape = cfg, b_in is not None, b_out is not None, (b, L, N)
         ctx.dtypes = tuple(None if t is None else t.dtype for t in (x, w_in, b_in, w_conv, b_conv, w_xp, w_dt,
                                                                      b_dt, A_log, D, w_out, b_out))
@@ -148,13 +151,13 @@ class _MambaInner(torch.autograd.Function):
     def backward(ctx, dout):
         refuse_create_graph("the fused Mamba block (backend='triton')", "use MambaBlock(backend='torch')")
         tscan._alert_atomics("the fused Mamba block's scan backward (backend='triton')")
-        x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, delta_buf, Alog, Dc, bdt, ckpt = ctx.saved_tensors
+        x2, Wi, wc, bc, Wxp, Wdt, Wo, xz, u_buf, x_dbl, BC, delta_buf, Alog, Dc, bdt, ckpt = ctx.saved_tensors
         b, L, N = ctx.shape
         M, d = x2.shape
         E, R = Wdt.shape
         mm_dtype, wdt, cdt = x2.dtype, ctx.dtypes[1], Alog.dtype  # wdt: the weights' dtype
         u, delta = _rows(u_buf, 0, E, b, L), _rows(delta_buf, 0, E, b, L)  # (b E L)
-        Bm, Cm = _bc_view(x_dbl, R, N, b, L), _bc_view(x_dbl, R + N, N, b, L)  # (b 1 N L)
+        Bm, Cm = _bc_view(BC, 0, N, b, L), _bc_view(BC, N, N, b, L)  # (b 1 N L)
         with on_device(x2):
             # Gradients are dropped as soon as they are used, to keep the peak of this
             # backward near the composite path's, which frees them node by node.
