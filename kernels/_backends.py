@@ -198,6 +198,8 @@ def check_buffer(name: str, buf: torch.Tensor | None, shape: tuple | None, dtype
     ``shape`` None: no buffer may be given. The kernels add into such buffers
     with flat, contiguous offsets, so any other layout would be misread.
     """
-    if (buf is None) != (shape is None) or (buf is not None and (
-            tuple(buf.shape) != tuple(shape) or buf.dtype != dtype or not buf.is_contiguous())):
-        raise ValueError(f"{name} must be a contiguous {dtype} tensor of shape {shape}")
+    if shape is None:
+        if buf is not None:
+            raise ValueError(f"{name} was given, but there is no such gradient here (leave it out)")
+    elif buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dtype or not buf.is_contiguous():
+        raise ValueError(f"{name} must be a contiguous {dtype} tensor of shape {tuple(shape)}")

@@ -38,6 +38,8 @@ none).
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ._backends import _interpret_enabled
@@ -60,6 +62,8 @@ _INT64_MAX = 2**63 - 1
 _NO_DIRECT: set = set()  # kernels that always go through Triton
 _direct_ok: bool | None = None  # None: not yet known for this Triton and torch
 _Tensor = torch.Tensor
+# Contraction asked for explicitly unless the user set Triton's default (read once).
+_FP_FUSION: bool | None = None if "TRITON_DEFAULT_FP_FUSION" in os.environ else True
 
 
 def _spec(args: tuple) -> tuple:
@@ -137,12 +141,13 @@ def launch(kernel, grid, *args, **kwargs) -> None:
     Positional arguments are the kernel's leading non-constexpr parameters
     (tensors, integers, floats, None); keyword arguments its constexprs and
     launch options. Kernels compile with floating-point contraction (FMA) on
-    unless the caller says otherwise: the kernels count on it (a scan step is
-    one FMA), it was Triton's default through 3.9, and Triton 3.10 turns the
-    default off.
+    unless the caller or ``TRITON_DEFAULT_FP_FUSION`` says otherwise: the
+    kernels count on it (a scan step is one FMA), it was Triton's default
+    through 3.9, and Triton 3.10 turns the default off.
     """
     global _direct_ok
-    kwargs.setdefault("enable_fp_fusion", True)
+    if _FP_FUSION is not None:
+        kwargs.setdefault("enable_fp_fusion", _FP_FUSION)
     if _direct_ok is False or kernel in _NO_DIRECT:
         kernel[grid](*args, **kwargs)
         return

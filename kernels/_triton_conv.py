@@ -367,7 +367,7 @@ def _backward(dy, x, weight, bias, init, silu: bool, dx_out: torch.Tensor | None
     has_init = init is not None and K > 1
     # dx takes x's layout, so the gradient of a channel-last view is channel-last too.
     dx = torch.empty_like(x) if dx_out is None else dx_out  # dx_out: a view to write into (any strides)
-    atomic = dw_out is not None
+    atomic = dw_out is not None or db_out is not None
     if atomic:
         check_buffer("dw_out", dw_out, (dim, K), cdt)
         check_buffer("db_out", db_out, (dim,) if bias is not None else None, cdt)

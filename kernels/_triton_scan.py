@@ -1066,11 +1066,18 @@ def float_bc(x: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
     return x
 
 
+def _dense_time_varying(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dim() != 4 or x.is_contiguous() else x.contiguous()
+
+
 class _SelectiveScanTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, cfg):
         ctx.bc_dtypes = B.dtype, C.dtype
-        B, C = float_bc(B, A.dtype), float_bc(C, A.dtype)
+        # The backward adds dB, dC into fresh contiguous buffers through B's and C's
+        # strides: a time-varying B or C that is not contiguous is copied once here
+        # (the public API passes contiguous ones; the fused block gives its own buffers).
+        B, C = (_dense_time_varying(float_bc(x, A.dtype)) for x in (B, C))
         pr = _problem(u, A, B, C, cfg)
         y, last, ckpt = _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
                                  pr, save=True)

@@ -242,9 +242,14 @@ def test_triton_backward_into_zeroed_buffers(rng, small_blocks, bias):
         torch.testing.assert_close(db2, db, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="dw_out must be"):
         tc._backward(gy, x, w, bb, None, True, dw_out=torch.zeros(5, 3, dtype=w.dtype), db_out=db_out)
+    with pytest.raises(ValueError, match="dw_out must be"):  # db_out alone: not silently ignored
+        tc._backward(gy, x, w, bb, None, True, db_out=torch.zeros(5, dtype=w.dtype))
     if bias:
         with pytest.raises(ValueError, match="db_out must be"):
             tc._backward(gy, x, w, bb, None, True, dw_out=torch.zeros_like(w))
+    else:
+        with pytest.raises(ValueError, match="db_out was given, but there is no such gradient"):
+            tc._backward(gy, x, w, bb, None, True, dw_out=torch.zeros_like(w), db_out=torch.zeros(5))
 
 
 @pytest.mark.triton

@@ -193,3 +193,17 @@ def test_empty_hook_chains_count_as_no_hooks(monkeypatch):
     assert not _launch._hooks_set()
     chain.calls.append(print)
     assert _launch._hooks_set()
+
+
+def test_floating_point_contraction_asked_for_unless_the_user_set_it(fresh, monkeypatch):
+    """Launches ask Triton for FMA contraction (its default until 3.10), not when
+    TRITON_DEFAULT_FP_FUSION was set by the user, and never over the caller's own choice."""
+    k = _FakeJIT()
+    x = torch.zeros(64)
+    _launch.launch(k, (1,), x, 40, 0.5, BLOCK=16, FLAG=True)
+    assert ("enable_fp_fusion", True) in k.log[-1][3]
+    _launch.launch(k, (1,), x, 40, 0.5, BLOCK=16, FLAG=False, enable_fp_fusion=False)
+    assert ("enable_fp_fusion", False) in k.log[-1][3]
+    monkeypatch.setattr(_launch, "_FP_FUSION", None)
+    _launch.launch(k, (1,), x, 40, 0.5, BLOCK=32, FLAG=True)
+    assert all(name != "enable_fp_fusion" for name, _ in k.log[-1][3])

@@ -247,9 +247,13 @@ def test_backward_range_carries_both_ways(rng, tiles, monkeypatch, in_kernel, us
     """The backward's range carries, chained by their own kernel (many ranges) or by each
     program of the main kernel (few ranges), give the reference's gradients."""
     monkeypatch.setattr(ts, "_CHAIN_IN_KERNEL", 16 if in_kernel else 1)
+    chained = []
+    real_chain = ts._chain
+    monkeypatch.setattr(ts, "_chain", lambda *a, **k: (chained.append(k["reverse"]), real_chain(*a, **k))[1])
     tiles(BD=4, T_bwd=2, SEG=4, R=5)
     ins = make_case(rng, 2, 6, 37, 3)
     assert_close(run_both(ins, True, grads=True, use_last=use_last), rtol=1e-10, atol=1e-11)
+    assert (True in chained) != in_kernel  # the backward chained by its own launch, or not
 
 
 def test_a_log_input_and_caller_zeroed_buffers(rng, tiles):
@@ -282,16 +286,24 @@ def test_a_log_input_and_caller_zeroed_buffers(rng, tiles):
     with pytest.raises(ValueError, match="zeroed\\['D'\\] must be"):
         ts._backward(torch.ones_like(y), None, *args, A_log, *rest, None, True, ck, prb, zeroed=bad,
                      a_log=True)
+    extra = ts._zeroed_views(dict(A=(6, 3), D=(6,), delta_bias=(6,), B=(6, 3)), y.device, A_log.dtype)
+    with pytest.raises(ValueError, match="zeroed\\['B'\\] was given, but there is no such gradient"):
+        ts._backward(torch.ones_like(y), None, *args, A_log, *rest, None, True, ck, prb, zeroed=extra,
+                     a_log=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_b_c_are_widened_once(rng, tiles, dtype):
+def test_half_precision_b_c_are_widened_once(rng, tiles, monkeypatch, dtype):
     """Half-precision time-varying B and C run as a float32 copy (float_bc): the outputs equal
     those of the float32 copy given directly, and their gradients come back in their dtype."""
     tiles(BD=4, T_bwd=2, SEG=4, R=2)
+    copied = []
+    real = ts.float_bc
+    monkeypatch.setattr(ts, "float_bc", lambda x, cdt: (copied.append(x.dtype), real(x, cdt))[1])
     ins = make_case(rng, 2, 6, 19, 3, G=2, h0=False, dtype=torch.float32)  # float32 compute dtype
     ins["B"], ins["C"] = ins["B"].to(dtype), ins["C"].to(dtype)
     assert ts.float_bc(ins["B"], ins["A"].dtype).dtype == torch.float32
+    copied.clear()
     outs = []
     for widen in (False, True):
         t = {k: (v.float() if widen and k in ("B", "C") else v) for k, v in ins.items() if v is not None}
@@ -302,6 +314,7 @@ def test_half_precision_b_c_are_widened_once(rng, tiles, dtype):
         g = torch.autograd.grad((y * wt).sum(), [t["B"], t["C"], t["u"]])
         outs.append((y, last, g))
     (y, last, (dB, dC, du)), (y2, last2, (dB2, dC2, du2)) = outs
+    assert copied.count(dtype) == 2  # the half-precision B and C went through float_bc
     assert dB.dtype == dtype and dC.dtype == dtype
     torch.testing.assert_close(y, y2, rtol=0, atol=0)
     torch.testing.assert_close(last, last2, rtol=0, atol=0)
@@ -314,6 +327,27 @@ def test_half_precision_b_c_are_widened_once(rng, tiles, dtype):
         y3 = ts.selective_scan_triton(ins["u"], ins["delta"], ins["A"], ins["B"], ins["C"], ins["D"],
                                       ins["z"], ins["delta_bias"], True, False, None)
     torch.testing.assert_close(y3, y2.detach(), rtol=0, atol=0)
+
+
+def test_strided_time_varying_b_c_get_right_gradients(rng, tiles):
+    """A time-varying B or C that is a non-contiguous view (time still its contiguous axis) gives
+    the reference's gradients through the kernels' own autograd path."""
+    tiles(BD=4, T_bwd=2, SEG=4, R=2)
+    ins = make_case(rng, 2, 6, 19, 3, G=2)
+    wide = {k: _t(rng, (2, 2, 5, 19)).requires_grad_() for k in ("B", "C")}
+    views = {k: w[:, :, 1:4] for k, w in wide.items()}  # (b, G, N, L) views of wider leaves
+    assert not views["B"].is_contiguous() and views["B"].stride(-1) == 1
+    args = [views.get(k, ins[k]) for k in ARGS[:8]]
+    y = ts.selective_scan_triton(*args, True, False, None)
+    gy = torch.randn_like(y)
+    dB, dC = torch.autograd.grad((y * gy).sum(), [wide["B"], wide["C"]])
+    ref = {k: v.detach().clone().requires_grad_() for k, v in views.items()}
+    yr = selective_scan_ref(*[ref.get(k, ins[k]) for k in ARGS[:8]], True)
+    dBr, dCr = torch.autograd.grad((yr * gy).sum(), [ref["B"], ref["C"]])
+    torch.testing.assert_close(y, yr, rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(dB[:, :, 1:4], dBr, rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(dC[:, :, 1:4], dCr, rtol=1e-10, atol=1e-11)
+    assert not dB[:, :, [0, 4]].any() and not dC[:, :, [0, 4]].any()
 
 
 def test_zero_steps_leave_the_state_unchanged(rng, tiles):

@@ -483,6 +483,33 @@ def test_fused_training_node_matches_reference_gradients(rng, bias, d_conv, expa
 
 
 @needs_triton_cpu
+@pytest.mark.parametrize("R", [3, 30], ids=["ranges-chained-in-kernel", "ranges-chain-kernel"])
+def test_fused_training_node_with_time_ranges(rng, monkeypatch, R):
+    """The fused node with time split into parallel ranges (A given as A_log to the range kernels):
+    output and gradients equal autograd through the float64 reference."""
+    from sciamba.kernels import _triton_scan as ts
+
+    monkeypatch.setattr(ts, "_CONFIG_OVERRIDE", ts._Config(BD=4, T_fwd=2, T_bwd=2, SEG=2, num_warps=1, R=R))
+    chained = []
+    real_chain = ts._chain
+    monkeypatch.setattr(ts, "_chain", lambda *a, **k: (chained.append(k["reverse"]), real_chain(*a, **k))[1])
+    _seed(rng)
+    block = MambaBlock(6, d_state=3, d_conv=3, dt_rank=2, backend="triton").double()
+    _perturb(block)
+    x = torch.randn(2, 41, 6, dtype=torch.float64, requires_grad=True)  # 21 segments: R = min(R, 21)
+    y = block(x)
+    assert _fused(y)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, *block.parameters()], g)
+    assert (True in chained) == (R > ts._CHAIN_IN_KERNEL)  # the backward's chaining path taken
+    ref = _reference_block(block, x, detach=False)
+    want = torch.autograd.grad(ref, [x, *block.parameters()], g)
+    assert _rel(y, ref) < 1e-12
+    for name, a, w in zip(["x"] + [n for n, _ in block.named_parameters()], got, want):
+        assert _rel(a, w) < 1e-10, name
+
+
+@needs_triton_cpu
 def test_fused_training_node_in_a_bidirectional_stack(rng):
     """A float32 bidirectional stack trained through the fused node equals the composite torch path."""
     _seed(rng)
