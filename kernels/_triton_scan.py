@@ -989,6 +989,9 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
         if out is not None and (not var or out.shape != x.shape or out.dtype != cdt
                                 or _bc_strides(out, True, L) != _bc_strides(x, True, L)):
             raise ValueError(f"d{k}_out must be a {cdt} tensor of {k}'s shape and strides")
+        if out is None and var and not x.is_contiguous():
+            # The kernel adds the gradient through B's (C's) strides; a fresh buffer is contiguous.
+            raise ValueError(f"a time-varying {k} that is not contiguous needs d{k}_out strided like it")
     views = _zeroed_views(dict(B=B.shape if pr.var_b and dB_out is None else None,
                                C=C.shape if pr.var_c and dC_out is None else None), dev, cdt)
     views.update({k: v for k, v in given.items() if v is not None})
@@ -1062,22 +1065,19 @@ def float_bc(x: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
     a mask (2-5%).
     """
     if x.dim() == 4 and x.element_size() == 2 and cdt == torch.float32:
-        return x.float()
+        return x.to(torch.float32, memory_format=torch.contiguous_format)
     return x
-
-
-def _dense_time_varying(x: torch.Tensor) -> torch.Tensor:
-    return x if x.dim() != 4 or x.is_contiguous() else x.contiguous()
 
 
 class _SelectiveScanTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, cfg):
         ctx.bc_dtypes = B.dtype, C.dtype
-        # The backward adds dB, dC into fresh contiguous buffers through B's and C's
-        # strides: a time-varying B or C that is not contiguous is copied once here
-        # (the public API passes contiguous ones; the fused block gives its own buffers).
-        B, C = (_dense_time_varying(float_bc(x, A.dtype)) for x in (B, C))
+        # _backward adds dB, dC into fresh contiguous buffers: a time-varying B or C that is
+        # not contiguous is copied here (float_bc's copy already is; the public API passes
+        # contiguous ones).
+        B, C = (float_bc(x, A.dtype) for x in (B, C))
+        B, C = (x.contiguous() if x.dim() == 4 else x for x in (B, C))
         pr = _problem(u, A, B, C, cfg)
         y, last, ckpt = _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus,
                                  pr, save=True)

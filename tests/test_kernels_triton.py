@@ -348,6 +348,13 @@ def test_strided_time_varying_b_c_get_right_gradients(rng, tiles):
     torch.testing.assert_close(dB[:, :, 1:4], dBr, rtol=1e-10, atol=1e-11)
     torch.testing.assert_close(dC[:, :, 1:4], dCr, rtol=1e-10, atol=1e-11)
     assert not dB[:, :, [0, 4]].any() and not dC[:, :, [0, 4]].any()
+    # The backward itself refuses such a B without a buffer strided like it.
+    cfg = ts._config_for(ins["u"], 3)
+    pr = ts._problem(ins["u"], ins["A"], views["B"], ins["C"], cfg)
+    yv, _, ck = ts._forward(*[views.get(k, ins[k]) for k in ARGS[:9]], True, pr, save=True)
+    prb = ts._problem(ins["u"], ins["A"], views["B"], ins["C"], cfg, backward=True)
+    with pytest.raises(ValueError, match="B that is not contiguous needs dB_out"):
+        ts._backward(torch.ones_like(yv), None, *[views.get(k, ins[k]) for k in ARGS[:9]], True, ck, prb)
 
 
 def test_zero_steps_leave_the_state_unchanged(rng, tiles):
