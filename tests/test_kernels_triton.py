@@ -190,6 +190,27 @@ def test_gpu_tile_choice(N, monkeypatch):
     assert ts._config_for(torch.empty(8, 1536, 1), N) is override
 
 
+def test_fast_math_levels(monkeypatch):
+    """Compiled CUDA kernels: MUFU log2/division for float32 math (1), plus the flushing exp for
+    2-byte inputs (2); exact math in float64, on the CPU, in the interpreter, or when turned off."""
+    from types import SimpleNamespace
+
+    def fake(dtype, device="cuda"):  # what _fast_math reads of u, on any machine
+        return SimpleNamespace(device=torch.device(device), element_size=lambda: dtype.itemsize)
+
+    monkeypatch.setattr(ts, "_interpret_enabled", lambda: False)
+    assert ts._fast_math(fake(torch.bfloat16), torch.float32) == 2
+    assert ts._fast_math(fake(torch.float16), torch.float32) == 2
+    assert ts._fast_math(fake(torch.float32), torch.float32) == 1
+    assert ts._fast_math(fake(torch.float64), torch.float64) == 0
+    assert ts._fast_math(fake(torch.bfloat16, "cpu"), torch.float32) == 0
+    monkeypatch.setattr(ts, "_FAST", False)
+    assert ts._fast_math(fake(torch.bfloat16), torch.float32) == 0
+    monkeypatch.setattr(ts, "_FAST", True)
+    monkeypatch.setattr(ts, "_interpret_enabled", lambda: True)
+    assert ts._fast_math(fake(torch.bfloat16), torch.float32) == 0
+
+
 @pytest.mark.parametrize("dtype,rtol,atol", [(torch.float32, 6e-5, 2e-4),
                                              (torch.bfloat16, 3e-2, 5e-2)])
 def test_low_precision_inputs(dtype, rtol, atol, rng, tiles):
