@@ -97,7 +97,10 @@ __all__ = ["selective_scan_triton"]
 def _first_order(a1, b1, a2, b2):
     # Composition of x -> a1 x + b1 then x -> a2 x + b2 (left = earlier in the
     # scan direction): associative, so the scan yields the cumulative maps.
-    return a1 * a2, b1 * a2 + b2
+    # An explicit FMA: with b2 itself a product (Δ u B), contraction fused that product
+    # instead, leaving b1 * a2 as a separate multiply on the recurrence's critical path
+    # (two dependent operations a step instead of one).
+    return a1 * a2, tl.fma(b1, a2, b2)
 
 
 @triton.jit
@@ -109,7 +112,7 @@ def _shifted_first_order(p1, s1, f1, p2, s2, f2):
     # the left's f. Sequentially in a thread (p2 = 1) the value chain is one FMA
     # per element, plus the product p carried along.
     g = p2 * f1
-    return g * p1, g * s1 + s2, f2
+    return g * p1, tl.fma(g, s1, s2), f2  # an explicit FMA, as in _first_order
 
 
 @triton.jit
