@@ -196,7 +196,13 @@ def _exp(x, FAST: tl.constexpr):
 
 @triton.jit
 def _div(a, b, FAST: tl.constexpr):
-    if FAST:
+    if FAST == 2:
+        # a times a bare MUFU.RCP: div.full.f32 guards huge and subnormal divisors with two
+        # compares, a select and rescalings (about six instructions a division); the
+        # divisors here (1 + e^x, and softplus's (1 + e) - 1 when not 0) are neither.
+        return a * tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [b],
+                                             dtype=tl.float32, is_pure=True, pack=1)
+    elif FAST:
         return tl.fdiv(a, b)  # approximate float32 division (div.full.f32)
     else:
         return a / b
@@ -780,12 +786,14 @@ def _fast_math(u: torch.Tensor, cdt: torch.dtype) -> int:
     """The kernels' ``FAST`` level: 0 exact, 1 MUFU log2 and division, 2 also a flushing exp.
 
     Inline PTX, so float32 math compiled for CUDA only. Level 2 (the exps of
-    softplus and the gate through :func:`_exp`) is for half-precision inputs,
-    where it paid on an H100 (Triton 3.6, 2026-11-24, same-machine A/B:
-    bf16 8x1536x2048 forward 303 -> 288 us, 8x1536x8192 1157 -> 1100,
-    forward+backward -3.5%); with float32 inputs the same kernels ran slower
-    (8x1536x2048 forward 288 -> 300 us, forward+backward 1788 -> 1921) although
-    their loops are shorter (sass_census: 728 -> 707 instructions).
+    softplus and the gate through :func:`_exp`, and divisions as a product with
+    a bare MUFU.RCP in :func:`_div`) is for half-precision inputs, where it paid
+    on an H100 (Triton 3.6, 2026-11-24, same-machine A/B, bf16 forward: the exp
+    8x1536x2048 303 -> 288 us, 8x1536x8192 1157 -> 1100; the reciprocal 289 ->
+    272 and 1101 -> 1031; forward+backward -3.5% and -2.4%); with float32
+    inputs each made the same kernels slower (exp: 8x1536x2048 forward 288 -> 300
+    us, forward+backward 1788 -> 1921; reciprocal: 290 -> 294 and 1794 -> 1890)
+    although their loops got shorter (sass_census: 728 -> 707 instructions).
     """
     if not (_FAST and cdt == torch.float32 and u.device.type == "cuda" and not _interpret_enabled()):
         return 0
