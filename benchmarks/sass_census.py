@@ -119,7 +119,7 @@ def record_launches(kind: str, dtype: torch.dtype, b: int, dim: int, L: int) -> 
     for _, _, _, kwargs in recorded:
         # On CPU tensors the host code turns the GPU-only fast math off; a CUDA call has it on.
         if "FAST" in kwargs:
-            kwargs["FAST"] = 2 if dtype.itemsize == 2 else 1
+            kwargs["FAST"] = (2 if dtype.itemsize == 2 else 1) if ts._FAST else 0  # _fast_math's rule
         kwargs.setdefault("enable_fp_fusion", True)
     return recorded
 

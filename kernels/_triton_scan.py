@@ -202,8 +202,10 @@ def _exp(x, FAST: tl.constexpr):
 def _div(a, b, FAST: tl.constexpr):
     if FAST == 2:
         # a times a bare MUFU.RCP: div.full.f32 guards huge and subnormal divisors with two
-        # compares, a select and rescalings (about six instructions a division); the
-        # divisors here (1 + e^x, and softplus's (1 + e) - 1 when not 0) are neither.
+        # compares, a select and rescalings (about six instructions a division). The
+        # divisors here (1 + e^x, 2 + e) are never subnormal; a huge or infinite one
+        # only arises in the sigmoid (numerator 1), where the quotient flushes to 0
+        # exactly where the true one is subnormal.
         return a * tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [b],
                                              dtype=tl.float32, is_pure=True, pack=1)
     elif FAST:
@@ -214,14 +216,26 @@ def _div(a, b, FAST: tl.constexpr):
 
 @triton.jit
 def _softplus(x, FAST: tl.constexpr):
-    # log1p(exp(x)) for x <= 20 and x above (mamba_ssm's threshold). log1p is
-    # computed with Goldberg's correction, accurate where exp(x) << eps; the
-    # approximate division and log2 keep it cheap (a few ulp in float32).
+    # log1p(exp(x)) for x <= 20 and x above (mamba_ssm's threshold).
     e = _exp(tl.minimum(x, 20.0), FAST)
-    one_p = 1.0 + e
-    den = one_p - 1.0
-    ratio = _div(e, tl.where(den == 0.0, 1.0, den), FAST)
-    lp = tl.where(den == 0.0, e, _log2(one_p, FAST) * 0.6931471805599453 * ratio)
+    if FAST:
+        # MUFU.LG2's error near 1 is absolute (about 2**-22.6), so log2(1 + e)
+        # is relatively accurate only for e not small: Goldberg's correction
+        # cannot repair it (it was 0.2% off at x = -10, 60% at x = -16.6). Below
+        # e = 1/4, log1p(e) = 2 atanh(s) with s = e / (2 + e) <= 1/9: four terms
+        # of the odd series leave a relative error under 3e-9; above, the MUFU's
+        # absolute error is under 8 ulp of log1p(e) >= 0.22.
+        s = _div(e, 2.0 + e, FAST)
+        s2 = s * s
+        q = s2 * 0.2857142857142857 + 0.4  # 2 (1 + s2/3 + s2**2/5 + s2**3/7), Horner
+        q = q * s2 + 0.6666666666666666
+        q = q * s2 + 2.0
+        lp = tl.where(e < 0.25, s * q, _log2(1.0 + e, FAST) * 0.6931471805599453)
+    else:
+        # Goldberg's correction with the exact log: accurate where exp(x) << eps too.
+        one_p = 1.0 + e
+        den = one_p - 1.0
+        lp = tl.where(den == 0.0, e, tl.log(one_p) * (e / tl.where(den == 0.0, 1.0, den)))
     return tl.where(x <= 20.0, lp, x)
 
 
@@ -787,7 +801,7 @@ _FAST = True  # benchmarks may turn the inline-PTX approximations off to compare
 
 
 def _fast_math(u: torch.Tensor, cdt: torch.dtype) -> int:
-    """The kernels' ``FAST`` level: 0 exact, 1 MUFU log2 and division, 2 also a flushing exp.
+    """The kernels' ``FAST`` level: 0 exact, 1 MUFU log2 and division, 2 also a flushing exp and reciprocal.
 
     Inline PTX, so float32 math compiled for CUDA only. Level 2 (the exps of
     softplus and the gate through :func:`_exp`, and divisions as a product with

@@ -14,9 +14,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 from sciamba.kernels import selective_scan_ref
 from sciamba.kernels import _triton_scan as ts
+from sciamba.kernels._triton_scan import _sigmoid, _softplus, _softplus_grad
 
 pytestmark = pytest.mark.triton
 
@@ -209,6 +212,52 @@ def test_fast_math_levels(monkeypatch):
     monkeypatch.setattr(ts, "_FAST", True)
     monkeypatch.setattr(ts, "_interpret_enabled", lambda: True)
     assert ts._fast_math(fake(torch.bfloat16), torch.float32) == 0
+
+
+@triton.jit
+def _elementwise(x_ptr, o_ptr, n, WHICH: tl.constexpr, FAST: tl.constexpr, BLOCK: tl.constexpr):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = i < n
+    x = tl.load(x_ptr + i, mask=m, other=0.0)
+    if WHICH == 0:
+        r = _softplus(x, FAST)
+    elif WHICH == 1:
+        r = _softplus_grad(x, FAST)
+    else:
+        r = _sigmoid(x, FAST)
+    tl.store(o_ptr + i, r, mask=m)
+
+
+@pytest.mark.parametrize("fast", [0, 1, 2])
+@pytest.mark.parametrize("which", ["softplus", "softplus_grad", "sigmoid"])
+def test_elementwise_helpers_are_float32_accurate(which, fast):
+    """softplus (Δ), its derivative and the gate's sigmoid at every fast-math level against
+    float64, over the whole range of normal results: within a few ulp plus the rounding of
+    x log2(e) that any exp2-based exp carries (about |x| * 3e-8 relative). The MUFU log2's
+    absolute error near 1 once made level 1's softplus 0.2% off at x = -10."""
+    if fast and DEV != "cuda":
+        pytest.skip("the MUFU approximations are inline PTX: compiled CUDA only")
+    k = ["softplus", "softplus_grad", "sigmoid"].index(which)
+    hi = 85.0 if which == "sigmoid" else 20.0
+    x = torch.cat([torch.linspace(-85.0, hi, 400_001, device=DEV),
+                   torch.tensor([-16.6, -10.0, -1e-3, 0.0, 19.99, 20.0], device=DEV)])
+    out = torch.empty_like(x)
+    _elementwise[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), WHICH=k, FAST=fast, BLOCK=1024)
+    d = x.double()
+    ref = {0: torch.where(d <= 20, torch.log1p(torch.exp(d)), d),
+           1: torch.where(d <= 20, torch.sigmoid(d), torch.ones_like(d)),
+           2: torch.sigmoid(d)}[k]
+    rel = (out.double() - ref).abs() / ref.abs()
+    bound = 2e-6 + 6e-8 * d.abs()
+    worst = int(torch.argmax(rel / bound))
+    assert (rel <= bound).all(), (x[worst].item(), out[worst].item(), ref[worst].item())
+    big = torch.tensor([20.5, 100.0, float("inf"), -float("inf"), float("nan")], device=DEV)
+    o = torch.empty_like(big)
+    _elementwise[(1,)](big, o, big.numel(), WHICH=k, FAST=fast, BLOCK=1024)
+    want = {0: [20.5, 100.0, float("inf"), 0.0], 1: [1.0, 1.0, 1.0, 0.0], 2: [1.0, 1.0, 1.0, 0.0]}[k]
+    assert o[:4].tolist() == want
+    if which != "softplus_grad":  # the derivative takes the x > 20 branch for a NaN (its Δ is NaN anyway)
+        assert torch.isnan(o[4])
 
 
 @pytest.mark.skipif(DEV != "cuda", reason="the MUFU approximations are inline PTX: compiled CUDA only")
