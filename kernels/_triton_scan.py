@@ -168,19 +168,24 @@ def _log2e_times(A, cdt):
 
 
 @triton.jit
+def _carry(A2, s, x, e):
+    """One range's affine map ``x -> e^{A Σ Δ} x + e`` (``A2 = A log2 e``, ``s = Σ Δ``), which
+    chains the ranges' states forward and their adjoint carries backward."""
+    return tl.exp2(A2 * s) * x + e
+
+
+@triton.jit
 def _last(x, T: tl.constexpr):
     """``x[T - 1]`` of a (T, ...) tile (an in-register select and sum)."""
     return tl.sum(tl.where(tl.arange(0, T)[:, None, None] == T - 1, x, 0.0), axis=0)
 
 
 @triton.jit
-def _log2(x, FAST: tl.constexpr):
-    if FAST:
-        # MUFU.LG2 instead of libdevice's polynomial (float32 on a GPU only).
-        return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x],
-                                         dtype=tl.float32, is_pure=True, pack=1)
-    else:
-        return tl.log2(x)
+def _lg2_approx(x):
+    """MUFU.LG2 instead of libdevice's polynomial (float32 on a GPU only). Its error
+    near 1 is absolute: callers keep arguments away from 1 (see :func:`_softplus`)."""
+    return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x],
+                                     dtype=tl.float32, is_pure=True, pack=1)
 
 
 @triton.jit
@@ -192,7 +197,7 @@ def _exp(x, FAST: tl.constexpr):
         # changes results below 2**-126 (tl.exp2, used for the decays, already
         # flushes). Level 2 of FAST: see _fast_math for where it pays.
         return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=r,r",
-                                         [x * 1.4426950408889634], dtype=tl.float32,
+                                         [_log2e_times(x, tl.float32)], dtype=tl.float32,
                                          is_pure=True, pack=1)
     else:
         return tl.exp(x)
@@ -230,7 +235,7 @@ def _softplus(x, FAST: tl.constexpr):
         q = s2 * 0.2857142857142857 + 0.4  # 2 (1 + s2/3 + s2**2/5 + s2**3/7), Horner
         q = q * s2 + 0.6666666666666666
         q = q * s2 + 2.0
-        lp = tl.where(e < 0.25, s * q, _log2(1.0 + e, FAST) * 0.6931471805599453)
+        lp = tl.where(e < 0.25, s * q, _lg2_approx(1.0 + e) * 0.6931471805599453)
     else:
         # Goldberg's correction with the exact log: accurate where exp(x) << eps too.
         one_p = 1.0 + e
@@ -475,7 +480,7 @@ def _chain_kernel(
             src = j - 1
         e = tl.load(e_ptr + (pid_b.to(tl.int64) * R + src) * dim * N + k, mask=km, other=0.0)
         s = tl.load(s_ptr + (pid_b.to(tl.int64) * R + src) * dim + dd, mask=km, other=0.0)
-        x = tl.exp2(A2 * s) * x + e
+        x = _carry(A2, s, x, e)
         tl.store(out_ptr + (pid_b.to(tl.int64) * R + i) * dim * N + k, x, mask=km)
 
 
@@ -542,7 +547,7 @@ def _bwd_kernel(
             part_j = pid_b.to(tl.int64) * R + (R - 1 - jr)
             e = tl.load(qz_ptr + part_j * dim * N + nd_off, mask=ndm, other=0.0)
             sj = tl.load(sq_ptr + part_j * dim + d, mask=dm, other=0.0)
-            w = tl.exp2(A2 * sj[None, :]) * w + e
+            w = _carry(A2, sj[None, :], w, e)
     elif HAS_QIN:
         w = tl.load(qin_ptr + st_off, mask=ndm, other=0.0).to(cdt)   # (NP, BD)
     else:
