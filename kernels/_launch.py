@@ -9,10 +9,12 @@ kernel that Triton chose, under a key at least as fine as Triton's own, and
 launches it directly next time:
 
 - each positional tensor's dtype and 16-byte alignment (the device is the
-  current one, which callers set to the tensors' own); each
-  integer's being 1, its divisibility by 16 and its width (32, 64 bits or
-  unsigned); any other positional value (None, bool) itself; floats are not
-  specialized by Triton;
+  current one, which callers set to the tensors' own); each integer's
+  value (Triton specializes on its being 1, its divisibility by 16 and its
+  width, all functions of the value, so the key is finer than Triton's: a
+  new value goes through Triton once, which finds its own compiled kernel);
+  any other positional value (None, bool) itself; floats are not
+  specialized by Triton, so only their type is in the key;
 - every keyword (the constexprs and launch options) by value;
 - the current CUDA device and Triton's global compilation settings (debug,
   instrumentation) where this Triton has them.
@@ -54,31 +56,41 @@ except (ImportError, ValueError):  # pragma: no cover - the kernels need Triton 
 _current_device = getattr(torch._C, "_cuda_getDevice", lambda: -1)
 _RAW_STREAM = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
-__all__ = ["launch"]
+__all__ = ["cdiv", "launch", "next_pow2"]
 
 _CACHE: dict = {}
-_INT32 = (-(2**31), 2**31 - 1)
-_INT64_MAX = 2**63 - 1
-_NO_DIRECT: set = set()  # kernels that always go through Triton
+# Integers enter the key by value, so a program that keeps changing sizes (inference on
+# ever new lengths) would grow the cache without bound: it is emptied at this size.
+_CACHE_MAX = 4096
+_NO_DIRECT: set = set()  # ids of kernels that always go through Triton
+_KERNELS: dict = {}  # id -> kernel, for every kernel keyed by id (kept alive, so ids stay unique)
 _direct_ok: bool | None = None  # None: not yet known for this Triton and torch
 _Tensor = torch.Tensor
 # Contraction asked for explicitly unless the user set Triton's default (read once).
 _FP_FUSION: bool | None = None if "TRITON_DEFAULT_FP_FUSION" in os.environ else True
 
 
+def cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` for grids. On the host, ``triton.cdiv`` is a constexpr function (Triton
+    3.6 on), which unwraps its arguments at every call: about 10 us a call on an H100 host."""
+    return -(-a // b)
+
+
+def next_pow2(n: int) -> int:
+    """The least power of two ``>= n`` (1 for ``n <= 1``), as ``triton.next_power_of_2`` without its host cost."""
+    return 1 << max(0, (int(n) - 1).bit_length())
+
+
 def _spec(args: tuple) -> tuple:
     """What Triton may specialize on, one entry per positional argument (a superset of it).
 
-    A tensor: its dtype and whether its address is 16-byte aligned; an int:
-    whether it is 1, whether 16 divides it, and its width (32 bits, 64 or
-    unsigned); a float: only that it is a float (Triton does not specialize
-    its value); anything else (None, bool) itself.
+    A tensor: its dtype and its address modulo 16; an integer: its value
+    (finer than Triton's key, and cheaper to form than the three properties
+    Triton derives from it); a float: only that it is a float (Triton does not
+    specialize its value); anything else (None, bool) itself.
     """
-    lo, hi = _INT32
-    return tuple([(a.dtype, not a.data_ptr() & 15) if isinstance(a, _Tensor) else
-                  ((a == 1, not a & 15, 0 if lo <= a <= hi else (1 if a <= _INT64_MAX else 2))
-                   if type(a) is int else (float if type(a) is float else a))
-                  for a in args])
+    return tuple([(a.dtype, a.data_ptr() & 15) if isinstance(a, _Tensor) else
+                  (float if type(a) is float else a) for a in args])
 
 
 try:
@@ -148,11 +160,12 @@ def launch(kernel, grid, *args, **kwargs) -> None:
     global _direct_ok
     if _FP_FUSION is not None:
         kwargs.setdefault("enable_fp_fusion", _FP_FUSION)
-    if _direct_ok is False or kernel in _NO_DIRECT:
+    kid = id(kernel)  # a JITFunction hashes through Python (its cache key): ids are cheaper
+    if _direct_ok is False or kid in _NO_DIRECT:
         kernel[grid](*args, **kwargs)
         return
     device = _current_device() if torch.cuda.is_initialized() else -1
-    key = (kernel, device, _settings(), *kwargs.items(), *_spec(args))
+    key = (kid, device, _settings(), *kwargs.items(), *_spec(args))
     entry = _CACHE.get(key)
     if entry is not None:
         compiled, tail, direct = entry
@@ -163,8 +176,9 @@ def launch(kernel, grid, *args, **kwargs) -> None:
         else:
             compiled[g[:3]](*args, *tail)
         return
+    _KERNELS[kid] = kernel
     if _interpret_enabled():  # interpreted kernels: nothing compiled to keep
-        _NO_DIRECT.add(kernel)
+        _NO_DIRECT.add(kid)
         kernel[grid](*args, **kwargs)
         return
     compiled = kernel[grid](*args, **kwargs)
@@ -175,8 +189,10 @@ def launch(kernel, grid, *args, **kwargs) -> None:
     if compiled is None or not hasattr(compiled, "__getitem__"):
         return  # nothing to reuse this time (e.g. a cache hook took over): ask Triton again next time
     if not _direct_possible(kernel, len(args), kwargs):
-        _NO_DIRECT.add(kernel)
+        _NO_DIRECT.add(kid)
         return
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
     # The compiled kernel takes every parameter in signature order, constexprs included.
     tail = tuple(kwargs[n] for n in kernel.arg_names[len(args):])
     _CACHE[key] = (compiled, tail, _direct_runner(compiled) if device >= 0 else None)

@@ -60,7 +60,7 @@ import triton
 import triton.language as tl
 
 from ._backends import check_buffer, grad_needed, on_device, refuse_create_graph
-from ._launch import launch
+from ._launch import cdiv, launch, next_pow2
 
 __all__ = ["MAX_K", "causal_conv1d_triton"]
 
@@ -303,10 +303,6 @@ def _bwd_kernel(x_ptr, init_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dinit_ptr, dw_ptr
 # --------------------------------------------------------------------------- #
 # Host side
 # --------------------------------------------------------------------------- #
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
 def _blocks(x: torch.Tensor, backward: bool = False) -> tuple[int, int, int]:
     """``(BD, BT, num_warps)``: a tile long along the axis contiguous in memory.
 
@@ -323,18 +319,18 @@ def _blocks(x: torch.Tensor, backward: bool = False) -> tuple[int, int, int]:
         BD, BT = 64, 32
     else:
         BD, BT = 16, 128
-    return min(BD, max(2, _next_pow2(dim))), min(BT, max(16, _next_pow2(L))), 8 if backward else 4
+    return min(BD, max(2, next_pow2(dim))), min(BT, max(16, next_pow2(L))), 8 if backward else 4
 
 
 def _tiles(x: torch.Tensor, K: int, backward: bool = False) -> tuple[int, int, int]:
     BD, BT, nw = _blocks(x, backward)
     # The kernels read initial_state in the first time block only.
-    return BD, max(BT, _next_pow2(K - 1)), nw
+    return BD, max(BT, next_pow2(K - 1)), nw
 
 
 def _grid(x: torch.Tensor, BD: int, BT: int) -> tuple[int, int]:
     b, dim, L = x.shape
-    return b * triton.cdiv(L, BT), triton.cdiv(dim, BD)
+    return b * cdiv(L, BT), cdiv(dim, BD)
 
 
 def _forward(x, weight, bias, init, silu: bool, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -376,7 +372,7 @@ def _backward(dy, x, weight, bias, init, silu: bool, dx_out: torch.Tensor | None
         dw = torch.empty(grid[0], dim, K, device=x.device, dtype=cdt)  # (b * time blocks, dim, K)
         db = torch.empty(grid[0], dim, device=x.device, dtype=cdt) if bias is not None else dw
     dinit = (torch.empty(b, dim, K - 1, device=x.device, dtype=cdt) if has_init else dw)
-    KP = max(2, _next_pow2(K - 1))
+    KP = max(2, next_pow2(K - 1))
     # Each program's p̄ (its tile and the K - 1 steps after it), read back shifted:
     # transient, about the size of x in float32 (its price for not recomputing
     # the pre-activation K times).

@@ -35,7 +35,7 @@ import triton
 import triton.language as tl
 
 from ._backends import _interpret_enabled, grad_needed, on_device
-from ._launch import launch
+from ._launch import cdiv, launch, next_pow2
 
 __all__ = ["rms_norm_triton"]
 
@@ -100,7 +100,7 @@ def _bwd_kernel(x_ptr, w_ptr, g_ptr, gh_ptr, rstd_ptr, dx_ptr, dx2_ptr, dw_ptr, 
 
 def _blocks(D: int, interpret: bool) -> tuple[int, int, int]:
     """``(BM, BD, num_warps)``: whole rows, about 4096 elements a program."""
-    BD = triton.next_power_of_2(D)
+    BD = next_pow2(D)
     if interpret:
         return 4, BD, 1  # several programs and a partial last one even on tiny tests
     BM = max(1, min(64, 4096 // BD))
@@ -116,7 +116,7 @@ def _forward(x2, res2, w, eps, cdt, out_dtype):
     rstd = torch.empty(M, device=x2.device, dtype=cdt)
     eps_hi = struct.unpack("f", struct.pack("f", eps))[0]  # eps = eps_hi + eps_lo
     eps_lo = eps - eps_hi
-    launch(_fwd_kernel, (triton.cdiv(M, BM),), x2, res2 if res2 is not None else rstd,
+    launch(_fwd_kernel, (cdiv(M, BM),), x2, res2 if res2 is not None else rstd,
            w if w is not None else rstd, y, h if h is not None else rstd, rstd, M, D, eps_hi, eps_lo,
            HAS_RES=res2 is not None, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)
     return y, h, rstd
@@ -146,7 +146,7 @@ class _RMSNormTriton(torch.autograd.Function):
             return (dx.to(ctx.x_dtype), dx if ctx.has_res else None, dw, None, None, None)
         M, D = xs.shape
         BM, BD, nw = _blocks(D, _interpret_enabled())
-        grid = triton.cdiv(M, BM)
+        grid = cdiv(M, BM)
         dx = torch.empty_like(xs)  # in h's dtype with a residual, else x's
         two = ctx.has_res and ctx.x_dtype != xs.dtype
         dx2 = torch.empty(M, D, device=xs.device, dtype=ctx.x_dtype) if two else dx

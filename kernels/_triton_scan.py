@@ -89,7 +89,7 @@ import triton
 import triton.language as tl
 
 from ._backends import _interpret_enabled, check_buffer, grad_needed, on_device, refuse_create_graph
-from ._launch import launch
+from ._launch import cdiv, launch, next_pow2
 
 __all__ = ["selective_scan_triton"]
 
@@ -752,10 +752,6 @@ class _Config:
             raise ValueError(f"SEG={self.SEG} must be a multiple of every chunk length {chunks}")
 
 
-def _next_pow2(x: int) -> int:
-    return 1 << max(0, (int(x) - 1).bit_length())
-
-
 @functools.lru_cache(maxsize=None)
 def _default_config(N: int, interpret: bool, long_tiles: bool = False) -> _Config:
     """Tiles measured best on an H100 (Triton 3.6) at N = 16; scaled for other N.
@@ -775,7 +771,7 @@ def _default_config(N: int, interpret: bool, long_tiles: bool = False) -> _Confi
     107 -> 77; fp32 1x256x1M 5.91 -> 4.41 ms), not for float32 inputs with
     many channels (fp32 8x1536 rows 3-5% slower with them).
     """
-    NP = _next_pow2(N)
+    NP = next_pow2(N)
     if interpret:
         # The interpreter runs every tile op in numpy: small tiles, several
         # chunks per segment and segments per range so every path is exercised.
@@ -904,7 +900,7 @@ def _problem(u, A, B, C, cfg: _Config, backward: bool = False) -> _Problem:
         min_range = cfg.min_range_bwd
     R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, fill, -(-min_range // cfg.SEG),
                      0 if backward else cfg.enough)
-    return _Problem(b, dim, L, N, _next_pow2(N), var_b, var_c, B.shape[1] if var_b else 1,
+    return _Problem(b, dim, L, N, next_pow2(N), var_b, var_c, B.shape[1] if var_b else 1,
                     C.shape[1] if var_c else 1, _bc_strides(B, var_b, L), _bc_strides(C, var_c, L),
                     cfg, nseg, R, spr, ndb, BD, nw)
 
@@ -977,7 +973,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
 
 def _chain(A, e, s, init, out, pr: _Problem, reverse: bool, a_log: bool):
     BLOCK = 256
-    grid = (triton.cdiv(pr.dim * pr.N, BLOCK), pr.b)
+    grid = (cdiv(pr.dim * pr.N, BLOCK), pr.b)
     launch(_chain_kernel, grid, A, e, s, init if init is not None else A, out, pr.dim, pr.R, N=pr.N,
            BLOCK=BLOCK, HAS_INIT=init is not None, REVERSE=reverse, A_LOG=a_log)
 

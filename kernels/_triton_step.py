@@ -23,8 +23,8 @@ import triton
 import triton.language as tl
 
 from ._backends import _interpret_enabled, on_device
-from ._launch import launch
-from ._triton_scan import _next_pow2, _sigmoid, _softplus
+from ._launch import cdiv, launch, next_pow2
+from ._triton_scan import _sigmoid, _softplus
 
 __all__ = ["selective_state_update_triton"]
 
@@ -85,11 +85,11 @@ def selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softp
     x, dt = x.contiguous(), dt.contiguous()
     z = z.contiguous() if z is not None else None
     y = torch.empty_like(x)
-    NP = _next_pow2(N)
-    BD = max(1, min(_next_pow2(dim), 4096 // NP, 64))
+    NP = next_pow2(N)
+    BD = max(1, min(next_pow2(dim), 4096 // NP, 64))
     fast = state.dtype == torch.float32 and state.device.type == "cuda" and not _interpret_enabled()
     with on_device(state):
-        launch(_step_kernel, (triton.cdiv(dim, BD), b), state, x, dt, z if z is not None else x, y, A,
+        launch(_step_kernel, (cdiv(dim, BD), b), state, x, dt, z if z is not None else x, y, A,
                B, C, D if D is not None else A, dt_bias if dt_bias is not None else A,
                dim, dim // GB, GB, dim // GC, GC, N=N, NP=NP, BD=BD, HAS_D=D is not None,
                HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=bool(dt_softplus), FAST=fast,

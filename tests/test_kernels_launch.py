@@ -42,6 +42,7 @@ class _FakeJIT:
 def fresh(monkeypatch):
     monkeypatch.setattr(_launch, "_CACHE", {})
     monkeypatch.setattr(_launch, "_NO_DIRECT", set())
+    monkeypatch.setattr(_launch, "_KERNELS", {})
     monkeypatch.setattr(_launch, "_direct_ok", None)
     monkeypatch.setattr(_launch, "_interpret_enabled", lambda: False)
 
@@ -94,16 +95,37 @@ def test_any_specialization_change_goes_back_to_triton(fresh, change, monkeypatc
 def test_same_specialization_other_values_reuse_the_kernel(fresh):
     k = _FakeJIT()
     _launch.launch(k, (1,), torch.zeros(64), 32, 1.0, BLOCK=16, FLAG=False)
-    y = torch.ones(128)  # another aligned float32 tensor, another multiple of 16
-    _launch.launch(k, (1,), y, 48, 3.0, BLOCK=16, FLAG=False)
-    assert k.compiled == 1 and k.log[-1] == ("direct", 1, (1, 1, 1), (y, 48, 3.0, 16, False))
+    y = torch.ones(128)  # another aligned float32 tensor, another float
+    _launch.launch(k, (1,), y, 32, 3.0, BLOCK=16, FLAG=False)
+    assert k.compiled == 1 and k.log[-1] == ("direct", 1, (1, 1, 1), (y, 32, 3.0, 16, False))
+
+
+def test_a_new_integer_value_asks_triton_once(fresh):
+    """Integers are keyed by value (finer than Triton's key): a new value goes through
+    Triton, which on a GPU finds its own compiled kernel, and is direct from then on."""
+    k = _FakeJIT()
+    x = torch.zeros(64)
+    for n in (32, 48, 48):
+        _launch.launch(k, (1,), x, n, 1.0, BLOCK=16, FLAG=False)
+    assert [e[0] for e in k.log] == ["jit", "jit", "direct"]
+    assert k.log[-1] == ("direct", 2, (1, 1, 1), (x, 48, 1.0, 16, False))
+
+
+def test_the_cache_is_bounded(fresh, monkeypatch):
+    monkeypatch.setattr(_launch, "_CACHE_MAX", 8)
+    k = _FakeJIT()
+    for n in range(1, 40):  # e.g. inference on ever new lengths
+        _launch.launch(k, (1,), torch.zeros(64), n, 1.0, BLOCK=16, FLAG=False)
+        assert len(_launch._CACHE) <= 8
+    _launch.launch(k, (1,), torch.zeros(64), 39, 1.0, BLOCK=16, FLAG=False)
+    assert k.log[-1][0] == "direct"
 
 
 def test_layouts_the_key_cannot_cover_always_use_triton(fresh):
     k = _FakeJIT()
     for _ in range(2):  # BLOCK passed positionally: its value would not be in the key
         _launch.launch(k, (1,), torch.zeros(64), 32, 1.0, 16, FLAG=False)
-    assert k.compiled == 2 and k in _launch._NO_DIRECT
+    assert k.compiled == 2 and id(k) in _launch._NO_DIRECT
     j = _FakeJIT()
     for _ in range(2):  # a tensor keyword
         _launch.launch(j, (1,), torch.zeros(64), 32, 1.0, BLOCK=torch.zeros(1), FLAG=False)
