@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["_norm", "_selective_copying", "_transformer", "_lstm", "_mamba", "_s4d", "_describe", "_factory",
-           "_graphed_step"]
+           "_graphed_step", "_graphed_train"]
 
 
 @pytest.mark.parametrize("name", MODULES)

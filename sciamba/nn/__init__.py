@@ -11,6 +11,7 @@ Mamba            -- pre-norm residual stack; streaming ``step``, chunked ``forwa
                     irregular time (``gaps``), bidirectional option
 MambaState       -- its recurrent state (O(1) in the sequence length)
 GraphedStep      -- Mamba.step replayed from a CUDA graph (streaming without host overhead)
+GraphedTrainStep -- a training step of any model replayed from a CUDA graph (no host overhead)
 RMSNorm          -- root-mean-square normalization
 
 Comparison backbones
@@ -29,6 +30,7 @@ make_selective_copying  -- the selective copying task (Gu & Dao 2023, sec. 4.1)
 from ._describe import ModelDescription, describe
 from ._factory import BACKBONES, make_backbone
 from ._graphed_step import GraphedStep
+from ._graphed_train import GraphedTrainStep
 from ._lstm import LSTM
 from ._mamba import Mamba, MambaBlock, MambaBlockState, MambaState
 from ._norm import RMSNorm
@@ -39,6 +41,7 @@ from ._transformer import TransformerEncoder, TransformerState
 __all__ = [
     "BACKBONES",
     "GraphedStep",
+    "GraphedTrainStep",
     "LSTM",
     "Mamba",
     "MambaBlock",
