@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import json
 import math
 import statistics
@@ -139,6 +140,7 @@ def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -
             finally:
                 for p in model.parameters():
                     p.grad = None
+                gc.collect()  # optimizers hold reference cycles: free their state before the next row
                 torch.cuda.empty_cache()
             r = rows[-1]
             detail = "" if r["ms"] is None else "%.1f ms  %.2f GB  graph %s ms" % (
