@@ -926,7 +926,10 @@ def _row_strides(u: torch.Tensor, **others) -> tuple:
     if shape[2] > 1 and st[2] != 1:
         raise ValueError(f"u needs time as its contiguous axis, got strides {st}")
     for name, x in others.items():
-        if x is not None and any(n > 1 and a != b for n, a, b in zip(shape, x.stride(), st)):
+        if x is None:
+            continue
+        xs = x.stride()
+        if xs != st and any(n > 1 and a != b for n, a, b in zip(shape, xs, st)):  # (equal: the usual case)
             raise ValueError(f"{name} has strides {x.stride()}, u has {st}: they must match")
     return st[0], st[1]
 
