@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._capture import capture_stream
 from ._checks import check_positive_int, check_step_gap
 from ._mamba import Mamba, MambaState
 
@@ -111,7 +112,7 @@ class GraphedStep:
         scratch = self.model.allocate_state(self.batch)
         with torch.no_grad():
             self.model.step(self._x, scratch, self._gap)  # checks the shapes once, eagerly
-        side = torch.cuda.Stream()
+        side = capture_stream(self._x.device)
         side.wait_stream(torch.cuda.current_stream())
         with torch.no_grad(), torch.cuda.stream(side):
             for _ in range(warmup):  # compiles, fills the allocator's pools, off the capture
@@ -119,7 +120,7 @@ class GraphedStep:
         torch.cuda.current_stream().wait_stream(side)
         self._graph = torch.cuda.CUDAGraph()
         # The checked step body: Mamba.step's gap check reads values (a sync), not allowed here.
-        with torch.no_grad(), torch.cuda.graph(self._graph):
+        with torch.no_grad(), torch.cuda.graph(self._graph, stream=side):
             self._y = self.model._step(self._x, self._gap, self._state)  # recorded, not run
 
     def __call__(self, x_t: torch.Tensor, gap: torch.Tensor | None = None) -> torch.Tensor:

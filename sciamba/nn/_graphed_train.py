@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ._capture import capture_stream
 from ._checks import check_positive_int
 
 __all__ = ["GraphedTrainStep"]
@@ -185,7 +186,7 @@ class GraphedTrainStep:
     def _capture(self, x: torch.Tensor, target: torch.Tensor) -> None:
         self._x, self._target = x.detach().clone(), target.detach().clone()  # the static batch
         self._graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._graph):
+        with torch.cuda.graph(self._graph, stream=capture_stream(self.device)):
             self._loss = self._step(self._x, self._target)  # recorded, not run
         self._ptrs = self._param_ptrs()
         self._hyper = self._hyperparameters()
@@ -212,7 +213,7 @@ class GraphedTrainStep:
             return self._step(x, target)
         with torch.cuda.device(self.device):
             if self._graph is None and self.steps <= self.warmup:
-                side = torch.cuda.Stream()  # capture needs its warm-up off the default stream
+                side = capture_stream(self.device)  # capture needs its warm-up off the default stream
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
                     loss = self._step(x, target)
