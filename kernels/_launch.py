@@ -72,7 +72,7 @@ _FP_FUSION: bool | None = None if "TRITON_DEFAULT_FP_FUSION" in os.environ else 
 
 def cdiv(a: int, b: int) -> int:
     """``ceil(a / b)`` for grids. On the host, ``triton.cdiv`` is a constexpr function (Triton
-    3.6 on), which unwraps its arguments at every call: about 10 us a call on an H100 host."""
+    3.6 on), which unwraps its arguments at every call (about 1 us a call on an H100 host)."""
     return -(-a // b)
 
 
@@ -84,13 +84,15 @@ def next_pow2(n: int) -> int:
 def _spec(args: tuple) -> tuple:
     """What Triton may specialize on, one entry per positional argument (a superset of it).
 
-    A tensor: its dtype and its address modulo 16; an integer: its value
+    A tensor: its dtype and its address modulo 16; an ``int``: its value
     (finer than Triton's key, and cheaper to form than the three properties
-    Triton derives from it); a float: only that it is a float (Triton does not
-    specialize its value); anything else (None, bool) itself.
+    Triton derives from it); a ``float``: only that it is one (Triton does not
+    specialize its value); anything else (None, a bool, a NumPy scalar) its
+    type and value, since ``True == 1`` and ``np.float64(1.0) == 1`` in Python
+    but Triton compiles a bool, an integer 1 and a float differently.
     """
     return tuple([(a.dtype, a.data_ptr() & 15) if isinstance(a, _Tensor) else
-                  (float if type(a) is float else a) for a in args])
+                  (a if type(a) is int else (float if type(a) is float else (type(a), a))) for a in args])
 
 
 try:
@@ -165,7 +167,8 @@ def launch(kernel, grid, *args, **kwargs) -> None:
         kernel[grid](*args, **kwargs)
         return
     device = _current_device() if torch.cuda.is_initialized() else -1
-    key = (kid, device, _settings(), *kwargs.items(), *_spec(args))
+    # Keywords by name, value and type (Triton tells FLAG=True from FLAG=1).
+    key = (kid, device, _settings(), *kwargs.items(), *map(type, kwargs.values()), *_spec(args))
     entry = _CACHE.get(key)
     if entry is not None:
         compiled, tail, direct = entry

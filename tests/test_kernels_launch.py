@@ -6,6 +6,7 @@ records what Triton would be asked, so the keying runs on any machine.
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,7 +60,8 @@ def test_second_launch_goes_direct_with_constexprs_in_signature_order(fresh):
 
 
 @pytest.mark.parametrize("change", ["dtype", "misaligned", "n_is_one", "n_not_div16", "n_64bit",
-                                    "n_unsigned", "scale_none", "constexpr", "option", "settings"])
+                                    "n_unsigned", "scale_none", "constexpr", "constexpr_type", "option",
+                                    "settings"])
 def test_any_specialization_change_goes_back_to_triton(fresh, change, monkeypatch):
     k = _FakeJIT()
     x = torch.zeros(64)
@@ -81,6 +83,8 @@ def test_any_specialization_change_goes_back_to_triton(fresh, change, monkeypatc
         args[2] = None
     elif change == "constexpr":
         kw["BLOCK"] = 32
+    elif change == "constexpr_type":
+        kw["FLAG"] = 1  # == True in Python, another specialization in Triton
     elif change == "option":
         kw["num_warps"] = 4
     else:
@@ -109,6 +113,17 @@ def test_a_new_integer_value_asks_triton_once(fresh):
         _launch.launch(k, (1,), x, n, 1.0, BLOCK=16, FLAG=False)
     assert [e[0] for e in k.log] == ["jit", "jit", "direct"]
     assert k.log[-1] == ("direct", 2, (1, 1, 1), (x, 48, 1.0, 16, False))
+
+
+@pytest.mark.parametrize("first, second", [(True, 1), (1, True), (False, 0), (np.float64(1.0), 1),
+                                           (1, np.float64(1.0))])
+def test_values_equal_in_python_but_not_in_triton_do_not_share_a_kernel(fresh, first, second):
+    """Triton compiles a bool, the integer 1 (or 0) and a float differently; Python says they are equal."""
+    k = _FakeJIT()
+    x = torch.zeros(64)
+    _launch.launch(k, (1,), x, first, 1.0, BLOCK=16, FLAG=True)
+    _launch.launch(k, (1,), x, second, 1.0, BLOCK=16, FLAG=True)
+    assert [e[0] for e in k.log] == ["jit", "jit"]
 
 
 def test_the_cache_is_bounded(fresh, monkeypatch):

@@ -41,9 +41,10 @@ class GraphedTrainStep:
     ----------
     model : torch.nn.Module
         Called as ``model(x)``; any backbone of :mod:`sciamba.nn` or a model
-        built on one. Its parameters must stay the same tensors (in-place
-        updates are fine; ``model.to(...)`` or ``load_state_dict(...,
-        assign=True)`` afterwards makes the next call raise).
+        built on one. Its parameters and buffers must stay the same tensors
+        (in-place updates are fine; ``model.to(...)`` or
+        ``load_state_dict(..., assign=True)`` afterwards makes the next call
+        raise), and so must its train/eval mode.
     loss_fn : callable
         ``loss_fn(output, target)`` returning a scalar tensor, without host
         synchronization (no ``.item()``, no data-dependent Python branches).
@@ -53,16 +54,19 @@ class GraphedTrainStep:
         model. Hyperparameters given as Python floats are fixed into the graph
         at capture: changing one later raises. To schedule the learning rate,
         build the optimizer with ``lr=torch.tensor(...)`` on the model's
-        device and update that tensor in place.
-    autocast : torch.dtype, optional
+        device and update that tensor in place. Its state must stay the same
+        tensors too: load a checkpoint (``optimizer.load_state_dict``) before
+        building the stepper, not after.
+    autocast : {torch.bfloat16, torch.float16}, optional
         Run the forward pass and the loss under :func:`torch.autocast` with
-        this dtype (e.g. ``torch.bfloat16``).
+        this dtype. No loss scaling is done, so prefer ``torch.bfloat16``
+        (float16 gradients can underflow).
     max_grad_norm : float, optional
         Clip the gradients' total 2-norm to this value before the optimizer
         step (:func:`torch.nn.utils.clip_grad_norm_`).
     warmup : int, default 3
-        Eager calls before the capture (at least 1): they compile kernels,
-        create the optimizer's state and fill the allocator's pools.
+        Eager calls before the capture (at least 1): they compile kernels
+        and create the optimizer's state.
 
     Attributes
     ----------
@@ -76,17 +80,24 @@ class GraphedTrainStep:
     ValueError
         At a call, for a batch whose shape, dtype or device differs from the
         first call's (a graph replays fixed shapes: drop or pad the last
-        partial batch), or for hyperparameters changed after the capture;
-        at construction, for an optimizer with ``capturable=False`` on CUDA.
+        partial batch), for hyperparameters changed or a train/eval switch
+        after the capture; at construction, for an optimizer with
+        ``capturable=False`` on CUDA.
     RuntimeError
-        When the model's parameters were replaced after the capture.
+        When the model's parameters or buffers, or the optimizer's state,
+        were replaced after the capture.
 
     Notes
     -----
     Dropout works: PyTorch gives captured random number generation a fresh
     offset at every replay. The returned loss is a new tensor on the model's
     device; reading it (``float(loss)``) waits for the GPU, so read it only
-    when needed (e.g. every 100 steps).
+    when needed (e.g. every 100 steps). A capture that fails (a ``loss_fn``
+    that reads a value, say) raises and leaves the stepper uncaptured.
+
+    After replays, the parameters' ``.grad`` are tensors of the graph's
+    memory pool; set them to None (``optimizer.zero_grad(set_to_none=True)``)
+    to give that memory back once the stepper is no longer used.
 
     Measured on an H100 (``benchmarks/bench_scaling.py``, batch 8, bf16
     autocast, AdamW): see ``benchmarks/RESULTS.md`` for the eager and graphed
@@ -130,8 +141,8 @@ class GraphedTrainStep:
             raise TypeError(f"loss_fn must be callable as loss_fn(output, target), got {type(loss_fn).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        if autocast is not None and not (isinstance(autocast, torch.dtype) and autocast.is_floating_point):
-            raise ValueError(f"autocast must be a floating torch.dtype such as torch.bfloat16, got {autocast!r}")
+        if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"autocast must be torch.bfloat16 or torch.float16, got {autocast!r}")
         if max_grad_norm is not None and not max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be a positive number, got {max_grad_norm!r}")
         params = list(model.parameters())
@@ -149,6 +160,7 @@ class GraphedTrainStep:
         self.graphed = False
         self.steps = 0
         self._graph = None
+        self._batch = None  # (shape, dtype, device) of x and of target, from the first call
 
     # The eager step, also the body the graph records.
     def _step(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -166,30 +178,62 @@ class GraphedTrainStep:
         return [{k: v for k, v in g.items() if k != "params" and not isinstance(v, torch.Tensor)}
                 for g in self.optimizer.param_groups]
 
-    def _param_ptrs(self) -> tuple:
-        return tuple(p.data_ptr() for p in self.model.parameters())
+    def _memory(self) -> tuple:
+        """Addresses the graph reads and writes: parameters, buffers, the optimizer's state tensors."""
+        state = (v for st in self.optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor))
+        return (tuple(p.data_ptr() for p in self.model.parameters()),
+                tuple(b.data_ptr() for b in self.model.buffers()),
+                tuple(v.data_ptr() for v in state))
 
     def _check_batch(self, x, target) -> None:
         for name, t in (("x", x), ("target", target)):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if self._graph is None:
-            return
-        for name, t, ref in (("x", x, self._x), ("target", target, self._target)):
-            if t.shape != ref.shape or t.dtype != ref.dtype or t.device != ref.device:
-                raise ValueError(
-                    f"{name} is {tuple(t.shape)} {t.dtype} on {t.device}, but the graph was captured for "
-                    f"{tuple(ref.shape)} {ref.dtype} on {ref.device}: a graph replays fixed shapes "
-                    "(drop or pad the last partial batch, or build another GraphedTrainStep)"
-                )
+        batch = tuple((t.shape, t.dtype, t.device) for t in (x, target))
+        if self._batch is None:
+            self._batch = batch
+        elif batch != self._batch:
+            (name, got, want), = [(n, g, w) for n, g, w in zip(("x", "target"), batch, self._batch) if g != w][:1]
+            raise ValueError(
+                f"{name} is {tuple(got[0])} {got[1]} on {got[2]}, but this stepper trains on "
+                f"{tuple(want[0])} {want[1]} on {want[2]} (its first call's): a graph replays fixed "
+                "shapes (drop or pad the last partial batch, or build another GraphedTrainStep)"
+            )
+
+    def _check_unchanged(self) -> None:
+        if self.model.training != self._training:
+            raise ValueError(
+                f"the model was switched to {'train' if self.model.training else 'eval'} mode after the "
+                "capture, which replays the mode it recorded; build a new GraphedTrainStep"
+            )
+        params, buffers, state = self._memory()
+        if (params, buffers) != self._ptrs[:2]:
+            raise RuntimeError(
+                "the model's parameters or buffers were replaced (e.g. model.to(), .half() or "
+                "load_state_dict(assign=True)) after the graph was captured; build a new GraphedTrainStep"
+            )
+        if state != self._ptrs[2]:
+            raise RuntimeError(
+                "the optimizer's state was replaced (e.g. optimizer.load_state_dict()) after the graph "
+                "was captured, and the graph would go on updating the old tensors; build a new "
+                "GraphedTrainStep after loading"
+            )
+        if self._hyperparameters() != self._hyper:
+            raise ValueError(
+                "an optimizer hyperparameter given as a Python number changed after the capture, "
+                "which the graph cannot see; give it as a tensor (e.g. lr=torch.tensor(1e-3, "
+                "device='cuda')) and update that in place, or build a new GraphedTrainStep"
+            )
 
     def _capture(self, x: torch.Tensor, target: torch.Tensor) -> None:
-        self._x, self._target = x.detach().clone(), target.detach().clone()  # the static batch
-        self._graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._graph, stream=capture_stream(self.device)):
-            self._loss = self._step(self._x, self._target)  # recorded, not run
-        self._ptrs = self._param_ptrs()
-        self._hyper = self._hyperparameters()
+        # Everything is kept only once the capture succeeded: a failed one (a loss_fn that reads a
+        # value with .item(), say) leaves the stepper as it was, and the next call tries again.
+        static_x, static_target = x.detach().clone(), target.detach().clone()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=capture_stream(self.device)):
+            loss = self._step(static_x, static_target)  # recorded, not run
+        self._x, self._target, self._loss, self._graph = static_x, static_target, loss, graph
+        self._ptrs, self._hyper, self._training = self._memory(), self._hyperparameters(), self.model.training
         self.graphed = True
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -208,31 +252,26 @@ class GraphedTrainStep:
             The batch's loss (before the update), a new scalar tensor.
         """
         self._check_batch(x, target)
-        self.steps += 1
         if self.device.type != "cuda":
-            return self._step(x, target)
+            loss = self._step(x, target)
+            self.steps += 1
+            return loss
         with torch.cuda.device(self.device):
-            if self._graph is None and self.steps <= self.warmup:
+            if self._graph is None and self.steps < self.warmup:
                 side = capture_stream(self.device)  # capture needs its warm-up off the default stream
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
                     loss = self._step(x, target)
                 torch.cuda.current_stream().wait_stream(side)
+                loss.record_stream(torch.cuda.current_stream())  # handed to the caller's stream
+                self.steps += 1
                 return loss
             if self._graph is None:
                 self._capture(x, target)
-            elif self._param_ptrs() != self._ptrs:
-                raise RuntimeError(
-                    "the model's parameters were replaced (e.g. model.to(), .half() or "
-                    "load_state_dict(assign=True)) after the graph was captured; build a new GraphedTrainStep"
-                )
-            elif self._hyperparameters() != self._hyper:
-                raise ValueError(
-                    "an optimizer hyperparameter given as a Python number changed after the capture, "
-                    "which the graph cannot see; give it as a tensor (e.g. lr=torch.tensor(1e-3, "
-                    "device='cuda')) and update that in place, or build a new GraphedTrainStep"
-                )
+            else:
+                self._check_unchanged()
             self._x.copy_(x)
             self._target.copy_(target)
             self._graph.replay()
+            self.steps += 1
             return self._loss.clone()
