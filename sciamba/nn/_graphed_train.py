@@ -27,8 +27,9 @@ class GraphedTrainStep:
 
     A small model's eager step on a GPU waits on the host (Python, autograd
     and a few hundred kernel launches), not on the GPU: ``Mamba(256, 4)`` at
-    batch 8 and 1,024 steps took 12 ms eagerly and 2.5 ms of GPU time on an
-    H100 (``benchmarks/bench_scaling.py``). With fixed shapes the whole step
+    batch 8 and 1,024 time steps took 9-16 ms a step eagerly and 2.6-2.8 ms
+    through this class on H100 machines (``benchmarks/bench_scaling.py``,
+    2026-11-24). With fixed shapes the whole step
     is captured once as a CUDA graph (:class:`torch.cuda.CUDAGraph`, the
     "whole network capture" of PyTorch's CUDA graph notes) and each call
     copies the batch into static buffers and replays it. The first
