@@ -70,8 +70,9 @@ def test_bad_arguments_are_refused(rng):
     for dtype in (torch.int8, torch.float32, "bf16"):
         with pytest.raises(ValueError, match="autocast"):
             GraphedTrainStep(net, mse, opt, autocast=dtype)
-    with pytest.raises(ValueError, match="max_grad_norm"):
-        GraphedTrainStep(net, mse, opt, max_grad_norm=0.0)
+    for bad in (0.0, -1.0, "1", float("nan")):
+        with pytest.raises(ValueError, match="max_grad_norm"):
+            GraphedTrainStep(net, mse, opt, max_grad_norm=bad)
     with pytest.raises(ValueError, match="warmup"):
         GraphedTrainStep(net, mse, opt, warmup=0)
     with pytest.raises(ValueError, match="no parameters"):
@@ -165,7 +166,11 @@ def test_what_a_replay_cannot_follow_raises(rng):
     opt.param_groups[0]["lr"] = 1e-2
     step(x2, y2)
     net.eval()
-    with pytest.raises(ValueError, match="eval mode"):
+    with pytest.raises(ValueError, match="train and eval mode"):
+        step(x2, y2)
+    net.train()
+    net[0].eval()  # one submodule only
+    with pytest.raises(ValueError, match="train and eval mode"):
         step(x2, y2)
     net.train()
     state = copy.deepcopy(opt.state_dict())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -144,7 +145,7 @@ class GraphedTrainStep:
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
             raise ValueError(f"autocast must be torch.bfloat16 or torch.float16, got {autocast!r}")
-        if max_grad_norm is not None and not max_grad_norm > 0:
+        if max_grad_norm is not None and not (isinstance(max_grad_norm, numbers.Real) and max_grad_norm > 0):
             raise ValueError(f"max_grad_norm must be a positive number, got {max_grad_norm!r}")
         params = list(model.parameters())
         if not params:
@@ -186,6 +187,9 @@ class GraphedTrainStep:
                 tuple(b.data_ptr() for b in self.model.buffers()),
                 tuple(v.data_ptr() for v in state))
 
+    def _modes(self) -> tuple:
+        return tuple(m.training for m in self.model.modules())
+
     def _check_batch(self, x, target) -> None:
         for name, t in (("x", x), ("target", target)):
             if not isinstance(t, torch.Tensor):
@@ -202,10 +206,10 @@ class GraphedTrainStep:
             )
 
     def _check_unchanged(self) -> None:
-        if self.model.training != self._training:
+        if self._modes() != self._training:
             raise ValueError(
-                f"the model was switched to {'train' if self.model.training else 'eval'} mode after the "
-                "capture, which replays the mode it recorded; build a new GraphedTrainStep"
+                "the model (or one of its modules) was switched between train and eval mode after the "
+                "capture, which replays the modes it recorded; build a new GraphedTrainStep"
             )
         params, buffers, state = self._memory()
         if (params, buffers) != self._ptrs[:2]:
@@ -234,7 +238,7 @@ class GraphedTrainStep:
         with torch.cuda.graph(graph, stream=capture_stream(self.device)):
             loss = self._step(static_x, static_target)  # recorded, not run
         self._x, self._target, self._loss, self._graph = static_x, static_target, loss, graph
-        self._ptrs, self._hyper, self._training = self._memory(), self._hyperparameters(), self.model.training
+        self._ptrs, self._hyper, self._training = self._memory(), self._hyperparameters(), self._modes()
         self.graphed = True
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
