@@ -13,9 +13,9 @@ launches it directly next time:
   value (Triton specializes on its being 1, its divisibility by 16 and its
   width, all functions of the value, so the key is finer than Triton's: a
   new value goes through Triton once, which finds its own compiled kernel);
-  any other positional value (None, bool) itself; floats are not
-  specialized by Triton, so only their type is in the key;
-- every keyword (the constexprs and launch options) by value;
+  any other positional value (None, a bool) its type and value; floats are
+  not specialized by Triton, so only their type is in the key;
+- every keyword (the constexprs and launch options) by value and type;
 - the current CUDA device and Triton's global compilation settings (debug,
   instrumentation) where this Triton has them.
 

@@ -843,13 +843,13 @@ def _ranges(programs: int, nseg: int, device: torch.device, R: int | None, warps
             if enough and programs * warps >= enough * sms:
                 R = 1
             else:
-                R = max(1, -(-fill * sms // max(programs * warps, 1)))
+                R = max(1, cdiv(fill * sms, max(programs * warps, 1)))
                 R = min(R, max(1, nseg // max(1, min_segs)))
         else:
             R = 1
     R = max(1, min(int(R), nseg))
-    spr = -(-nseg // R)
-    return -(-nseg // spr), spr
+    spr = cdiv(nseg, R)
+    return cdiv(nseg, spr), spr
 
 
 @dataclass
@@ -892,13 +892,13 @@ def _problem(u, A, B, C, cfg: _Config, backward: bool = False) -> _Problem:
     var_b, var_c = B.dim() == 4, C.dim() == 4
     BD = (cfg.BD_bwd or cfg.BD) if backward else cfg.BD
     nw = (cfg.num_warps_bwd or cfg.num_warps) if backward else cfg.num_warps
-    nseg = -(-L // cfg.SEG)
-    ndb = -(-dim // BD)
+    nseg = cdiv(L, cfg.SEG)
+    ndb = cdiv(dim, BD)
     fill = (cfg.fill_bwd or cfg.fill) if backward else cfg.fill
     min_range = cfg.min_range
     if backward and cfg.min_range_bwd is not None:
         min_range = cfg.min_range_bwd
-    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, fill, -(-min_range // cfg.SEG),
+    R, spr = _ranges(b * ndb, nseg, u.device, cfg.R, nw, fill, cdiv(min_range, cfg.SEG),
                      0 if backward else cfg.enough)
     return _Problem(b, dim, L, N, next_pow2(N), var_b, var_c, B.shape[1] if var_b else 1,
                     C.shape[1] if var_c else 1, _bc_strides(B, var_b, L), _bc_strides(C, var_c, L),
@@ -1097,7 +1097,7 @@ def _zeroed_views(shapes: dict, device, dtype) -> dict:
         return {}
     align = 128 // torch.finfo(dtype).bits  # elements per 16 bytes
     sizes = [math.prod(v) for v in shapes.values()]
-    padded = [-(-n // align) * align for n in sizes]
+    padded = [cdiv(n, align) * align for n in sizes]
     buf = torch.zeros(sum(padded), device=device, dtype=dtype)
     out, start = {}, 0
     for (k, shape), m in zip(shapes.items(), padded):

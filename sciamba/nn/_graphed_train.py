@@ -206,7 +206,7 @@ class GraphedTrainStep:
             )
 
     def _check_unchanged(self) -> None:
-        if self._modes() != self._training:
+        if self._modes() != self._modes_captured:
             raise ValueError(
                 "the model (or one of its modules) was switched between train and eval mode after the "
                 "capture, which replays the modes it recorded; build a new GraphedTrainStep"
@@ -233,12 +233,12 @@ class GraphedTrainStep:
     def _capture(self, x: torch.Tensor, target: torch.Tensor) -> None:
         # Everything is kept only once the capture succeeded: a failed one (a loss_fn that reads a
         # value with .item(), say) leaves the stepper as it was, and the next call tries again.
-        static_x, static_target = x.detach().clone(), target.detach().clone()
+        static_x, static_target = torch.empty_like(x), torch.empty_like(target)  # filled at each call
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=capture_stream(self.device)):
             loss = self._step(static_x, static_target)  # recorded, not run
         self._x, self._target, self._loss, self._graph = static_x, static_target, loss, graph
-        self._ptrs, self._hyper, self._training = self._memory(), self._hyperparameters(), self._modes()
+        self._ptrs, self._hyper, self._modes_captured = self._memory(), self._hyperparameters(), self._modes()
         self.graphed = True
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
