@@ -229,7 +229,9 @@ class MambaEstimatorMixin:
             for _ in bar:
                 model.train()
                 order = rng.permutation(len(train_samples))
-                loss_sum, count = 0.0, 0.0
+                # The epoch's loss is summed on the device and read once at its end: a read
+                # per step would make the host wait for the GPU at every step.
+                loss_sum, count = torch.zeros((), device=device, dtype=torch.float64), 0.0
                 for start in range(0, len(order), self.batch_size):
                     batch = self._to_torch(
                         self._training_batch(
@@ -243,14 +245,19 @@ class MambaEstimatorMixin:
                         continue
                     loss = s / c
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    # The backward on this thread: one device gains nothing from autograd's
+                    # per-device worker thread, and handing each backward to it and back cost
+                    # more host time than whole small steps on GPU hosts (benchmarks/RESULTS.md,
+                    # "Autograd's device thread").
+                    with torch.autograd.set_multithreading_enabled(False):
+                        loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                     opt.step()
                     sched.step()
-                    loss_sum += float(s.detach())
+                    loss_sum += s.detach()
                     count += float(c)
                 n_run += 1
-                train_loss = loss_sum / max(count, 1.0)
+                train_loss = float(loss_sum) / max(count, 1.0)
                 history["train_loss"].append(train_loss)
                 if monitor == "val_loss":
                     val_loss = self._evaluate(model, data, val_samples, device, amp)
