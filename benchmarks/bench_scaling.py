@@ -72,8 +72,14 @@ def _loss(y, target):
     return torch.nn.functional.mse_loss(y.float(), target)
 
 
-def _train_step_factory(model, batch: int, L: int, d_model: int):
-    """The eager training step as users write it: forward under bf16 autocast, MSE, backward, AdamW."""
+def _train_step_factory(model, batch: int, L: int, d_model: int, one_thread: bool = False):
+    """The eager training step as users write it: forward under bf16 autocast, MSE, backward, AdamW.
+
+    ``one_thread``: the backward runs on the calling thread
+    (``torch.autograd.set_multithreading_enabled(False)``) instead of autograd's
+    CUDA worker thread, whose two handoffs per backward and slower Python
+    cost these hosts host time (RESULTS.md, "Autograd's device thread").
+    """
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x, target = _batch(batch, L, d_model)
 
@@ -81,7 +87,8 @@ def _train_step_factory(model, batch: int, L: int, d_model: int):
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = _loss(model(x), target)
-        loss.backward()
+        with torch.autograd.set_multithreading_enabled(not one_thread):
+            loss.backward()
         opt.step()
 
     return step
@@ -124,6 +131,10 @@ def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -
                 base = torch.cuda.memory_allocated()
                 ms = _cuda_time(step, warmup=1, reps=reps)
                 peak = torch.cuda.max_memory_allocated()
+                del step
+                step = _train_step_factory(model, batch, L, d_model, one_thread=True)
+                ms1 = _cuda_time(step, warmup=2, reps=reps)
+                del step
                 for p in model.parameters():
                     p.grad = None
                 try:
@@ -132,8 +143,8 @@ def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -
                     print(f"  graph capture failed for {name} at L={L}: {type(exc).__name__}: {str(exc)[:120]}")
                     gms = None
                 rows.append(
-                    dict(model=name, L=L, status="ok", ms=ms, peak_gb=peak / 2**30, act_gb=(peak - base) / 2**30,
-                         graph_ms=gms)
+                    dict(model=name, L=L, status="ok", ms=ms, one_thread_ms=ms1, peak_gb=peak / 2**30,
+                         act_gb=(peak - base) / 2**30, graph_ms=gms)
                 )
             except torch.OutOfMemoryError:
                 rows.append(dict(model=name, L=L, status="OOM", ms=None, peak_gb=None))
@@ -143,8 +154,9 @@ def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -
                 gc.collect()  # optimizers hold reference cycles: free their state before the next row
                 torch.cuda.empty_cache()
             r = rows[-1]
-            detail = "" if r["ms"] is None else "%.1f ms  %.2f GB  graph %s ms" % (
-                r["ms"], r["peak_gb"], "-" if r.get("graph_ms") is None else "%.1f" % r["graph_ms"])
+            detail = "" if r["ms"] is None else "%.1f ms (1-thread autograd %.1f)  %.2f GB  graph %s ms" % (
+                r["ms"], r["one_thread_ms"], r["peak_gb"],
+                "-" if r.get("graph_ms") is None else "%.1f" % r["graph_ms"])
             print(f"  train {name:12s} L={L:>6}  {r['status']}  {detail}", flush=True)
     return rows
 
@@ -243,12 +255,13 @@ def _markdown(meta: dict, train: list[dict], million: dict, stream: dict) -> str
         f"TransformerEncoder(256, 4 layers, 4 heads, d_ff={meta['d_ff']}, SDPA) "
         f"{meta['transformer_params']:,} parameters.\n",
         "Training step (forward + backward + AdamW), median of timed steps after warm-up; *eager* is the "
-        "step as users run it, *graphed* the same step through `sciamba.nn.GraphedTrainStep` (captured once as a "
-        "CUDA graph and replayed: no Python, autograd or launch overhead, so about the time the GPU itself "
-        "needs):\n",
-        "| L | Mamba eager ms | Mamba graphed ms | Mamba peak GB | Transformer eager ms | Transformer graphed ms "
-        "| Transformer peak GB | Transformer / Mamba eager (graphed) |",
-        "|---|---|---|---|---|---|---|---|",
+        "step as users run it, *1-thread* the same eager step with its backward on the calling thread "
+        "(`torch.autograd.set_multithreading_enabled(False)`), *graphed* the same step through "
+        "`sciamba.nn.GraphedTrainStep` (captured once as a CUDA graph and replayed: no Python, autograd or "
+        "launch overhead, so about the time the GPU itself needs):\n",
+        "| L | Mamba eager / 1-thread / graphed ms | Mamba peak GB | Transformer eager / 1-thread / graphed ms "
+        "| Transformer peak GB | Transformer / Mamba eager (1-thread, graphed) |",
+        "|---|---|---|---|---|---|",
     ]
     by = {(r["model"], r["L"]): r for r in train}
     for L in sorted({r["L"] for r in train}):
@@ -258,13 +271,16 @@ def _markdown(meta: dict, train: list[dict], million: dict, stream: dict) -> str
                 return "OOM"
             return "-" if r.get(k) is None else f"{r[k]:.{2 if k == 'peak_gb' else 1}f}"
 
+        def times(r):
+            return " / ".join(fmt(r, k) for k in ("ms", "one_thread_ms", "graph_ms"))
+
+        def quotient(k):
+            return "-" if not (m.get(k) and t.get(k)) else f"{t[k] / m[k]:.2f}"
+
         ratio = "-"
         if "OOM" not in (m["status"], t["status"]):
-            ratio = f"{t['ms'] / m['ms']:.2f}"
-            if m.get("graph_ms") and t.get("graph_ms"):
-                ratio += f" ({t['graph_ms'] / m['graph_ms']:.2f})"
-        lines.append(f"| {L:,} | {fmt(m, 'ms')} | {fmt(m, 'graph_ms')} | {fmt(m, 'peak_gb')} | {fmt(t, 'ms')} "
-                     f"| {fmt(t, 'graph_ms')} | {fmt(t, 'peak_gb')} | {ratio} |")
+            ratio = f"{quotient('ms')} ({quotient('one_thread_ms')}, {quotient('graph_ms')})"
+        lines.append(f"| {L:,} | {times(m)} | {fmt(m, 'peak_gb')} | {times(t)} | {fmt(t, 'peak_gb')} | {ratio} |")
     ok = [r for r in train if r["model"] == "mamba" and r["status"] == "ok"]
     if len(ok) >= 2:
         Ls = [math.log(r["L"]) for r in ok]

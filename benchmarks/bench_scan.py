@@ -111,13 +111,15 @@ def direct_fn():
     return f
 
 
-def bench_row(f, dtype, b, d, L, device, fwdbwd=True):
+def bench_row(f, dtype, b, d, L, device, fwdbwd=True, one_thread=False):
+    """Forward and forward+backward times; ``one_thread``: also forward+backward with the
+    backward on the calling thread (``torch.autograd.set_multithreading_enabled(False)``)."""
     from triton.testing import do_bench
 
     ins = make_inputs(b, d, L, N_STATE, DTYPES[dtype], device, requires_grad=fwdbwd)
     with torch.no_grad():
         t_fwd = do_bench(lambda: f(*ins), warmup=50, rep=300, return_mode="median")
-    t_fb = float("nan")
+    t_fb = t_fb1 = float("nan")
     if fwdbwd:
         gy = torch.randn(b, d, L, device=device, dtype=DTYPES[dtype])
 
@@ -126,9 +128,12 @@ def bench_row(f, dtype, b, d, L, device, fwdbwd=True):
             y.backward(gy)
 
         t_fb = do_bench(fb, warmup=50, rep=300, grad_to_none=ins, return_mode="median")
+        if one_thread:
+            with torch.autograd.set_multithreading_enabled(False):
+                t_fb1 = do_bench(fb, warmup=50, rep=300, grad_to_none=ins, return_mode="median")
     del ins
     torch.cuda.empty_cache()
-    return t_fwd, t_fb
+    return (t_fwd, t_fb, t_fb1) if one_thread else (t_fwd, t_fb)
 
 
 def graph_ms(fn) -> float:
@@ -331,21 +336,23 @@ def main(argv=None):
         "*direct*: `selective_scan_triton`, the kernels and their host code. "
         "% of floor and the CUDA ratios use the direct times; the API ratio is in brackets. "
         "*GPU*: the API call captured as a CUDA graph and replayed (no host overhead; "
-        "see `graph_ms`), with its ratio to the CUDA figure.\n")
+        "see `graph_ms`), with its ratio to the CUDA figure. *1-thread*: the API's forward+backward "
+        "with the backward on the calling thread (`torch.autograd.set_multithreading_enabled(False)`; "
+        "by default a CUDA backward runs on autograd's device thread), with its ratio.\n")
     log("| dtype | batch×dim×L | fwd API | fwd direct | floor | % of floor | fwd / CUDA "
         "| fwd GPU (/ CUDA) | fwd+bwd API | fwd+bwd direct | fwd+bwd / CUDA "
-        "| fwd+bwd GPU (/ CUDA) |")
-    log("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        "| fwd+bwd API 1-thread (/ CUDA) | fwd+bwd GPU (/ CUDA) |")
+    log("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     fd = direct_fn()
     for dtype, b, d, L, cuda_f, cuda_fb in rows:
-        tf, tfb = bench_row(f, dtype, b, d, L, device)
+        tf, tfb, tfb1 = bench_row(f, dtype, b, d, L, device, one_thread=True)
         tfd, tfbd = bench_row(fd, dtype, b, d, L, device)
         gf, gfb = bench_row_gpu(f, dtype, b, d, L, device)
         fl = floor_bytes(b, d, L, N_STATE, dtype) / bw * 1e3
         log(f"| {dtype} | {b}×{d}×{L:,} | {tf:.3f} | {tfd:.3f} | {fl:.3f} | {100 * fl / tfd:.0f}% | "
             f"{tfd / cuda_f:.2f} ({tf / cuda_f:.2f}) | {gf:.3f} ({gf / cuda_f:.2f}) | "
             f"{tfb:.3f} | {tfbd:.3f} | {tfbd / cuda_fb:.2f} ({tfb / cuda_fb:.2f}) | "
-            f"{gfb:.3f} ({gfb / cuda_fb:.2f}) |")
+            f"{tfb1:.3f} ({tfb1 / cuda_fb:.2f}) | {gfb:.3f} ({gfb / cuda_fb:.2f}) |")
     log("")
     if args.section_file:
         with open(args.section_file, "w") as fh:
