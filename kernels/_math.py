@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["add_skip", "compute_dtype", "discretize_delta", "gate_output"]
+__all__ = ["add_skip", "compute_dtype", "discretize_delta", "gate_output", "softplus_grad"]
 
 #: Above this, softplus(x) == x to float32 precision; mamba_ssm's CUDA kernel
 #: and ``torch.nn.functional.softplus`` use the same threshold.
@@ -54,6 +54,15 @@ def discretize_delta(
     if delta_softplus:
         delta = F.softplus(delta, beta=1.0, threshold=SOFTPLUS_THRESHOLD)
     return delta
+
+
+def softplus_grad(x: torch.Tensor) -> torch.Tensor:
+    r"""Derivative of :func:`discretize_delta`'s softplus at ``x``: :math:`\sigma(x)`, and 1 above
+    the threshold, where the softplus is the identity (as ``torch.nn.functional.softplus``'s backward).
+
+    For the fused Mamba block, which writes its backward out instead of recording the ops.
+    """
+    return torch.where(x > SOFTPLUS_THRESHOLD, 1.0, torch.sigmoid(x))
 
 
 def add_skip(y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None) -> torch.Tensor:

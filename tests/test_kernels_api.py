@@ -352,3 +352,15 @@ def test_higher_derivatives_are_refused_not_wrong(backend):
     (gu,) = torch.autograd.grad(selective_scan(u, delta, A, B, C, backend=backend).sum(), u)
     (gr,) = torch.autograd.grad(selective_scan_ref(u, delta, A, B, C).sum(), u)
     torch.testing.assert_close(gu, gr)  # first derivatives unaffected
+
+
+def test_softplus_grad_is_the_derivative_of_the_step_size(rng):
+    """softplus_grad (the fused block's written-out backward) against autograd through
+    discretize_delta, on both sides of the threshold and at it, in float64."""
+    from sciamba.kernels._math import SOFTPLUS_THRESHOLD, discretize_delta, softplus_grad
+
+    x = torch.from_numpy(rng.uniform(-40, 40, 997))
+    x = torch.cat([x, torch.tensor([-30.0, 0.0, SOFTPLUS_THRESHOLD, SOFTPLUS_THRESHOLD + 1e-9, 1e4])])
+    x.requires_grad_(True)
+    (want,) = torch.autograd.grad(discretize_delta(x, None, True).sum(), x)
+    torch.testing.assert_close(softplus_grad(x.detach()), want, rtol=1e-15, atol=0)

@@ -525,13 +525,62 @@ def test_fused_training_node_in_a_bidirectional_stack(rng):
 
 
 @needs_triton_cpu
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_training_node_with_gaps_and_padding(rng, bias):
+    """Irregular gaps and left padding (zero gaps) through the fused node: output and every
+    gradient equal autograd through the float64 reference, and padded positions output zeros."""
+    _seed(rng)
+    b, L = 3, int(rng.integers(5, 23))
+    block = MambaBlock(6, d_state=3, d_conv=3, dt_rank=2, bias=bias, backend="triton").double()
+    _perturb(block)
+    x = torch.randn(b, L, 6, dtype=torch.float64, requires_grad=True)
+    gaps = torch.rand(b, L, dtype=torch.float64) * 3  # irregular sampling
+    gaps[0, :4] = 0.0  # series 0 left-padded by 4, series 1 by L - 1 (one real sample)
+    gaps[1, : L - 1] = 0.0
+    y = block(x, gaps)
+    assert _fused(y)
+    assert torch.all(y[0, :4] == 0) and torch.all(y[1, : L - 1] == 0)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, *block.parameters()], g)
+    ref = _reference_block(block, x, gaps, detach=False)
+    want = torch.autograd.grad(ref, [x, *block.parameters()], g)
+    assert _rel(y, ref) < 1e-12
+    for name, a, w in zip(["x"] + [n for n, _ in block.named_parameters()], got, want):
+        assert a.dtype == w.dtype and a.shape == w.shape, name
+        assert _rel(a, w) < 1e-10, name
+    assert torch.all(got[0][0, :4] == 0)  # padded inputs get no gradient
+
+
+@needs_triton_cpu
+def test_fused_training_node_in_a_bidirectional_stack_with_gaps(rng):
+    """A float32 bidirectional stack with gaps and padding (the estimators' case): the fused
+    node's parameter gradients equal the composite torch path's."""
+    _seed(rng)
+    net = Mamba(8, 2, d_state=3, d_conv=2, bidirectional=True, backend="triton")
+    ref = Mamba(8, 2, d_state=3, d_conv=2, bidirectional=True, backend="torch")
+    ref.load_state_dict(net.state_dict())
+    x = torch.randn(2, 13, 8)
+    gaps = torch.rand(2, 13) + 0.5
+    gaps[1, :5] = 0.0
+    w = torch.randn(2, 13, 8)
+    (net(x, gaps) * w).sum().backward()
+    (ref(x, gaps) * w).sum().backward()
+    for (name, p), pr in zip(net.named_parameters(), ref.parameters()):
+        assert _rel(p.grad, pr.grad) < 1e-5, name
+
+
+@needs_triton_cpu
 def test_fused_training_node_only_where_it_applies(rng):
-    """Streaming state, gaps, padding, inference and the torch backend keep the composite path."""
+    """Streaming state, gaps that need a gradient, inference and the torch backend keep the composite path."""
     _seed(rng)
     block = MambaBlock(6, d_state=2, d_conv=2, backend="triton")
     x = torch.randn(1, 5, 6, requires_grad=True)
     assert _fused(block(x))
-    assert not _fused(block(x, torch.ones(1, 5)))
+    assert _fused(block(x, torch.ones(1, 5)))
+    gaps = torch.ones(1, 5, requires_grad=True)
+    y = block(x, gaps)
+    assert not _fused(y)
+    assert torch.autograd.grad(y.sum(), gaps)[0].shape == (1, 5)  # the composite path differentiates them
     assert not _fused(block(x, return_state=True)[0])
     assert not _fused(block(x, state=block.allocate_state(1)))
     with torch.no_grad():
@@ -546,22 +595,27 @@ def test_fused_training_node_only_where_it_applies(rng):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("autocast", [False, True])
-@pytest.mark.parametrize("bias", [False, True])
-def test_fused_training_node_on_cuda(rng, autocast, bias):
+@pytest.mark.parametrize("bias, gapped", [(False, False), (True, False), (False, True)])
+def test_fused_training_node_on_cuda(rng, autocast, bias, gapped):
     """Compiled kernels, float32 and bf16 autocast: the fused node agrees with the composite path
-    (with projection biases too: under autocast both add them in the products' dtype)."""
+    (with projection biases too: under autocast both add them in the products' dtype; and with
+    irregular gaps and left padding)."""
     from sciamba.nn import _mamba
 
     _seed(rng)
     net = Mamba(64, 2, bias=bias).cuda()
     x = torch.randn(2, 300, 64, device="cuda", requires_grad=True)
     g = torch.randn(2, 300, 64, device="cuda")
+    gaps = None
+    if gapped:
+        gaps = torch.rand(2, 300, device="cuda") * 2
+        gaps[1, :57] = 0.0
     out = {}
     for fused in (True, False):
         _mamba.FUSED_TRAINING = fused
         try:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                y = net(x)
+                y = net(x, gaps)
             out[fused] = (y.float(), torch.autograd.grad(y.float(), [x, *net.parameters()], g))
         finally:
             _mamba.FUSED_TRAINING = True

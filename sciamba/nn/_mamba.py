@@ -265,8 +265,8 @@ class MambaBlock(nn.Module):
     block converges to the exact ZOH system of :class:`sciamba.ssm.LTISSM` as
     :math:`\Delta \to 0` (tested).
 
-    *Training.* With the Triton backend, no state, gaps or padding and a
-    gradient needed, the block runs as one autograd node whose backward is
+    *Training.* With the Triton backend, no state and a gradient needed
+    (gaps and padding included), the block runs as one autograd node whose backward is
     written out (``sciamba/nn/_mamba_inner.py``, after mamba_ssm's
     ``mamba_inner_fn``): the same values and gradients as the chain of ops
     below it (tested in float64), fewer host calls, no transposed copies, and
@@ -389,11 +389,12 @@ class MambaBlock(nn.Module):
         if state is not None:
             self._check_state(state, b)
         dtype = _matmul_dtype(x)
-        if (FUSED_TRAINING and state is None and scale is None and pad is None and not need_state
-                and torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if (FUSED_TRAINING and state is None and not need_state and torch.is_grad_enabled()
+                and (scale is None or not scale.requires_grad)
+                and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
                 and resolve_backend(self.backend, x.device) == "triton"):
-            # Plain training: the same math as below as one autograd node (host time; see _mamba_inner).
-            return mamba_inner(self, x, dtype), None
+            # Training: the same math as below as one autograd node (host time; see _mamba_inner).
+            return mamba_inner(self, x, dtype, scale, pad), None
         # Channel-major products, (E, d) @ (b, d, L): x and z come out as contiguous
         # (b E L), the layout of the convolution and the scan, with no transposed copies.
         # x and the input weight are cast once (autocast would cast them for each of the
