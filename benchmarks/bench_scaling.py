@@ -48,8 +48,8 @@ def _matched_transformer(target_params: int, d_model: int, n_layers: int, n_head
     return TransformerEncoder(d_model, n_layers, n_heads=n_heads, d_ff=d_ff, causal=True), d_ff
 
 
-def _cuda_time(fn, warmup: int, reps: int) -> float:
-    """Median wall time of ``fn`` in ms, synchronized with CUDA events."""
+def _cuda_times(fn, warmup: int, reps: int) -> list[float]:
+    """Wall times of ``reps`` calls of ``fn`` in ms, each synchronized with CUDA events."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -61,7 +61,12 @@ def _cuda_time(fn, warmup: int, reps: int) -> float:
         end.record()
         torch.cuda.synchronize()
         times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return times
+
+
+def _cuda_time(fn, warmup: int, reps: int) -> float:
+    """Median wall time of ``fn`` in ms (:func:`_cuda_times`)."""
+    return statistics.median(_cuda_times(fn, warmup, reps))
 
 
 def _batch(batch: int, L: int, d_model: int) -> tuple:
@@ -129,12 +134,15 @@ def bench_training(models: dict, lengths, batch: int, d_model: int, reps: int) -
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
                 base = torch.cuda.memory_allocated()
-                ms = _cuda_time(step, warmup=1, reps=reps)
-                peak = torch.cuda.max_memory_allocated()
-                del step
-                step = _train_step_factory(model, batch, L, d_model, one_thread=True)
-                ms1 = _cuda_time(step, warmup=2, reps=reps)
-                del step
+                eager = _cuda_times(step, warmup=1, reps=reps)
+                peak = torch.cuda.max_memory_allocated()  # of the eager step alone
+                step1 = _train_step_factory(model, batch, L, d_model, one_thread=True)
+                one = []
+                for _ in range(3):  # alternating rounds: neither column pays for going first
+                    one += _cuda_times(step1, warmup=1, reps=reps)
+                    eager += _cuda_times(step, warmup=1, reps=reps)
+                ms, ms1 = statistics.median(eager), statistics.median(one)
+                del step, step1
                 for p in model.parameters():
                     p.grad = None
                 try:
@@ -256,7 +264,8 @@ def _markdown(meta: dict, train: list[dict], million: dict, stream: dict) -> str
         f"{meta['transformer_params']:,} parameters.\n",
         "Training step (forward + backward + AdamW), median of timed steps after warm-up; *eager* is the "
         "step as users run it, *1-thread* the same eager step with its backward on the calling thread "
-        "(`torch.autograd.set_multithreading_enabled(False)`), *graphed* the same step through "
+        "(`torch.autograd.set_multithreading_enabled(False)`; the two are timed in alternating rounds), "
+        "*graphed* the same step through "
         "`sciamba.nn.GraphedTrainStep` (captured once as a CUDA graph and replayed: no Python, autograd or "
         "launch overhead, so about the time the GPU itself needs):\n",
         "| L | Mamba eager / 1-thread / graphed ms | Mamba peak GB | Transformer eager / 1-thread / graphed ms "

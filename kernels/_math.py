@@ -30,29 +30,35 @@ def discretize_delta(
     delta: torch.Tensor,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
+    gaps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""Step size :math:`\Delta = \operatorname{softplus}(\delta + b)` (or without softplus).
+    r"""Step size :math:`\Delta = \operatorname{softplus}(\delta + b)\, g` (or without softplus, or gaps).
 
     Parameters
     ----------
-    delta : Tensor, shape ``(..., dim, L)`` or ``(..., dim)``
-        Raw step sizes. ``delta_bias`` broadcasts along ``dim``.
+    delta : Tensor, shape ``(..., dim, L)`` or ``(batch, dim)``
+        Raw step sizes: a scan's, or one step's (2-D). ``delta_bias`` broadcasts along ``dim``.
     delta_bias : Tensor of shape ``(dim,)``, optional
         Added before the softplus.
     delta_softplus : bool
         Apply :math:`\log(1 + e^x)` (identity above 20, as in mamba_ssm).
+    gaps : Tensor, shape ``(..., L)`` or ``(batch,)``, optional
+        Observed time intervals :math:`g`, in units of the nominal step, that
+        multiply :math:`\Delta` after the softplus (irregular sampling; 0 at
+        padded positions); they broadcast along ``dim``.
 
     Returns
     -------
     Tensor
-        Δ, same shape and dtype as ``delta``.
+        Δ, same shape as ``delta``, in its dtype (promoted by ``gaps``'s).
     """
+    step = delta.dim() == 2  # (batch, dim): one recurrent step
     if delta_bias is not None:
-        # delta is (..., dim, L) in the scan and (..., dim) in the step.
-        bias = delta_bias if delta.dim() == 2 else delta_bias[:, None]
-        delta = delta + bias
+        delta = delta + (delta_bias if step else delta_bias[:, None])
     if delta_softplus:
         delta = F.softplus(delta, beta=1.0, threshold=SOFTPLUS_THRESHOLD)
+    if gaps is not None:
+        delta = delta * (gaps[:, None] if step else gaps[..., None, :])
     return delta
 
 

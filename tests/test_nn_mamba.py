@@ -484,9 +484,11 @@ def test_fused_training_node_matches_reference_gradients(rng, bias, d_conv, expa
 
 @needs_triton_cpu
 @pytest.mark.parametrize("R", [3, 30], ids=["ranges-chained-in-kernel", "ranges-chain-kernel"])
-def test_fused_training_node_with_time_ranges(rng, monkeypatch, R):
-    """The fused node with time split into parallel ranges (A given as A_log to the range kernels):
-    output and gradients equal autograd through the float64 reference."""
+@pytest.mark.parametrize("gapped", [False, True])
+def test_fused_training_node_with_time_ranges(rng, monkeypatch, R, gapped):
+    """The fused node with time split into parallel ranges (A given as A_log to the range kernels;
+    with gaps, step sizes formed before the scan): output and gradients equal autograd through
+    the float64 reference."""
     from sciamba.kernels import _triton_scan as ts
 
     monkeypatch.setattr(ts, "_CONFIG_OVERRIDE", ts._Config(BD=4, T_fwd=2, T_bwd=2, SEG=2, num_warps=1, R=R))
@@ -497,12 +499,16 @@ def test_fused_training_node_with_time_ranges(rng, monkeypatch, R):
     block = MambaBlock(6, d_state=3, d_conv=3, dt_rank=2, backend="triton").double()
     _perturb(block)
     x = torch.randn(2, 41, 6, dtype=torch.float64, requires_grad=True)  # 21 segments: R = min(R, 21)
-    y = block(x)
+    gaps = None
+    if gapped:
+        gaps = torch.rand(2, 41, dtype=torch.float64) * 2
+        gaps[1, :9] = 0.0
+    y = block(x, gaps)
     assert _fused(y)
     g = torch.randn_like(y)
     got = torch.autograd.grad(y, [x, *block.parameters()], g)
     assert (True in chained) == (R > ts._CHAIN_IN_KERNEL)  # the backward's chaining path taken
-    ref = _reference_block(block, x, detach=False)
+    ref = _reference_block(block, x, gaps, detach=False)
     want = torch.autograd.grad(ref, [x, *block.parameters()], g)
     assert _rel(y, ref) < 1e-12
     for name, a, w in zip(["x"] + [n for n, _ in block.named_parameters()], got, want):
@@ -525,18 +531,23 @@ def test_fused_training_node_in_a_bidirectional_stack(rng):
 
 
 @needs_triton_cpu
-@pytest.mark.parametrize("bias", [False, True])
-def test_fused_training_node_with_gaps_and_padding(rng, bias):
-    """Irregular gaps and left padding (zero gaps) through the fused node: output and every
-    gradient equal autograd through the float64 reference, and padded positions output zeros."""
+@pytest.mark.parametrize("bias, large_dt", [(False, False), (True, False), (False, True)])
+def test_fused_training_node_with_gaps_and_padding(rng, bias, large_dt):
+    """Irregular gaps, left padding and a zero gap inside a series through the fused node: output
+    and every gradient equal autograd through the float64 reference, and padded positions output
+    zeros. ``large_dt``: some channels' raw step sizes above the softplus threshold (20)."""
     _seed(rng)
-    b, L = 3, int(rng.integers(5, 23))
+    b, L = 3, int(rng.integers(8, 23))
     block = MambaBlock(6, d_state=3, d_conv=3, dt_rank=2, bias=bias, backend="triton").double()
     _perturb(block)
+    if large_dt:
+        with torch.no_grad():
+            block.dt_proj.bias[::2] += 25.0
     x = torch.randn(b, L, 6, dtype=torch.float64, requires_grad=True)
     gaps = torch.rand(b, L, dtype=torch.float64) * 3  # irregular sampling
     gaps[0, :4] = 0.0  # series 0 left-padded by 4, series 1 by L - 1 (one real sample)
     gaps[1, : L - 1] = 0.0
+    gaps[2, L // 2] = 0.0  # a zero gap inside series 2: its input is masked too
     y = block(x, gaps)
     assert _fused(y)
     assert torch.all(y[0, :4] == 0) and torch.all(y[1, : L - 1] == 0)
@@ -548,7 +559,7 @@ def test_fused_training_node_with_gaps_and_padding(rng, bias):
     for name, a, w in zip(["x"] + [n for n, _ in block.named_parameters()], got, want):
         assert a.dtype == w.dtype and a.shape == w.shape, name
         assert _rel(a, w) < 1e-10, name
-    assert torch.all(got[0][0, :4] == 0)  # padded inputs get no gradient
+    assert torch.all(got[0][0, :4] == 0) and torch.all(got[0][2, L // 2] == 0)  # masked inputs: no gradient
 
 
 @needs_triton_cpu
@@ -595,7 +606,7 @@ def test_fused_training_node_only_where_it_applies(rng):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("autocast", [False, True])
-@pytest.mark.parametrize("bias, gapped", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("bias, gapped", [(False, False), (True, False), (False, True), (True, True)])
 def test_fused_training_node_on_cuda(rng, autocast, bias, gapped):
     """Compiled kernels, float32 and bf16 autocast: the fused node agrees with the composite path
     (with projection biases too: under autocast both add them in the products' dtype; and with

@@ -229,8 +229,9 @@ class MambaEstimatorMixin:
             for _ in bar:
                 model.train()
                 order = rng.permutation(len(train_samples))
-                # The epoch's loss is summed on the device and read once at its end: a read
-                # per step would make the host wait for the GPU at every step.
+                # The epoch's loss is summed on the device and read once at its end: reading
+                # it at every step made the host wait for the GPU once more per step (the batch's
+                # copy to the device and the model's checks of the gaps still wait).
                 loss_sum, count = torch.zeros((), device=device, dtype=torch.float64), 0.0
                 for start in range(0, len(order), self.batch_size):
                     batch = self._to_torch(

@@ -146,8 +146,7 @@ def selective_ssm(
         )
     else:
         # The gap multiplies Δ after the softplus, so bias and softplus cannot be fused into the scan.
-        delta = discretize_delta(_f32(dt), None if dt_bias is None else _f32(dt_bias), True)  # (b E L)
-        delta = delta * gaps[:, None, :]  # (b E L)
+        delta = discretize_delta(_f32(dt), None if dt_bias is None else _f32(dt_bias), True, gaps)  # (b E L)
         out = kernels.selective_scan(
             u, delta.to(u.dtype), A, B, C, D, z, delta_softplus=False,
             return_last_state=return_last_state, initial_state=initial_state, backend=backend,
@@ -520,7 +519,7 @@ class MambaBlock(nn.Module):
                 dt_bias=_f32(self.dt_proj.bias), dt_softplus=True, backend=self.backend,
             )  # (b E)
         else:
-            delta = discretize_delta(_f32(dt), _f32(self.dt_proj.bias), True) * scale[:, None]  # (b E)
+            delta = discretize_delta(_f32(dt), _f32(self.dt_proj.bias), True, scale)  # (b E)
             y = kernels.selective_state_update(
                 state.ssm, u, delta.to(u.dtype), A, Bm, Cm, _f32(self.D), z, dt_softplus=False,
                 backend=self.backend,

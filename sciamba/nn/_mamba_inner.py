@@ -117,16 +117,6 @@ def _bc_view(buf: torch.Tensor, lo: int, N: int, b: int, L: int) -> torch.Tensor
     return buf.as_strided((b, 1, N, L), (L, M, M, 1), buf.storage_offset() + lo * M)
 
 
-def _gapped_steps(raw: torch.Tensor, bias: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
-    """``softplus(raw + bias) * gap`` of a channel-major ``(E, M)`` buffer, in the bias's (compute) dtype.
-
-    The composite path's step sizes with gaps (:func:`sciamba.nn._mamba.selective_ssm`);
-    ``gaps`` is ``(b, L)``, in the order of the buffer's ``M = b*L`` columns.
-    """
-    delta = discretize_delta(_cast(raw, bias.dtype)[None], bias, True)[0]  # (E M): (1 E M) puts the bias on E
-    return delta * gaps.reshape(1, -1)  # (E M)
-
-
 class _MambaInner(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_in, b_in, w_conv, b_conv, w_xp, w_dt, b_dt, A_log, D, w_out, b_out, gaps, pad, mm_dtype,
@@ -253,13 +243,16 @@ def _scan_steps(raw: torch.Tensor, bias: torch.Tensor, gaps: torch.Tensor | None
     """The scan's ``(delta, delta_bias, delta_softplus)`` from the raw step sizes ``(E, M)``.
 
     Without gaps the kernel adds the bias and takes the softplus itself; with
-    them, ``Δ = softplus(raw + b)·gap`` is formed here, in the products' dtype
-    as on the composite path.
+    them, ``Δ = softplus(raw + b)·gap`` is formed here in the compute dtype
+    (the bias's), then in the products' dtype, as on the composite path
+    (:func:`sciamba.nn._mamba.selective_ssm`). ``gaps`` ``(b, L)`` is in the
+    order of the buffer's ``M = b*L`` columns.
     """
     if gaps is None:
         return _rows(raw, 0, raw.shape[0], b, L), bias, True
-    steps = _gapped_steps(raw, bias, gaps).to(mm_dtype)  # (E M)
-    return _rows(steps, 0, raw.shape[0], b, L), None, False
+    # As (1, E, M), so that the bias falls on E and the gaps on M.
+    steps = discretize_delta(_cast(raw, bias.dtype)[None], bias, True, gaps.reshape(1, -1))[0]  # (E M)
+    return _rows(steps.to(mm_dtype), 0, raw.shape[0], b, L), None, False
 
 
 def mamba_inner(block, x: torch.Tensor, mm_dtype: torch.dtype, gaps: torch.Tensor | None = None,
