@@ -204,8 +204,7 @@ class _MambaInner(torch.autograd.Function):
                                 dC_out=_bc_view(dbc, N, N, b, L), a_log=True, zeroed=zeroed)
             del dy_buf
             dw_out = _wgrad(g.t(), y_buf.t(), wdt)  # (d E)
-            del g, y_buf
-            del delta
+            del g, y_buf, delta
             ddelta = s.pop("delta").transpose(0, 1).reshape(E, M)  # (E M), a view
             if gaps is not None:  # through Δ = softplus(raw + b)·gap, formed outside the scan
                 ddelta = (_cast(ddelta, cdt) * gaps.reshape(1, M)
