@@ -930,7 +930,7 @@ def _row_strides(u: torch.Tensor, **others) -> tuple:
             continue
         xs = x.stride()
         if xs != st and any(n > 1 and a != b for n, a, b in zip(shape, xs, st)):  # (equal: the usual case)
-            raise ValueError(f"{name} has strides {x.stride()}, u has {st}: they must match")
+            raise ValueError(f"{name} has strides {xs}, u has {st}: they must match")
     return st[0], st[1]
 
 

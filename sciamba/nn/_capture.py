@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 
 import torch
 
-__all__ = ["capture_stream"]
+__all__ = ["capture_stream", "on_capture_stream"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -25,3 +27,19 @@ def capture_stream(device: torch.device) -> torch.cuda.Stream:
     """
     index = device.index if device.index is not None else torch.cuda.current_device()
     return _stream(index)
+
+
+@contextlib.contextmanager
+def on_capture_stream(device: torch.device) -> Iterator[torch.cuda.Stream]:
+    """Run the block on :func:`capture_stream`, after the current stream's work and before its next.
+
+    Where warm-up calls run: a capture requires its warm-up off the default
+    stream.
+    """
+    side, current = capture_stream(device), torch.cuda.current_stream(device)
+    side.wait_stream(current)
+    try:
+        with torch.cuda.stream(side):
+            yield side
+    finally:
+        current.wait_stream(side)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._capture import capture_stream
+from ._capture import on_capture_stream
 from ._checks import check_positive_int, check_step_gap
 from ._mamba import Mamba, MambaState
 
@@ -112,12 +112,9 @@ class GraphedStep:
         scratch = self.model.allocate_state(self.batch)
         with torch.no_grad():
             self.model.step(self._x, scratch, self._gap)  # checks the shapes once, eagerly
-        side = capture_stream(self._x.device)
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.no_grad(), torch.cuda.stream(side):
+        with torch.no_grad(), on_capture_stream(self._x.device) as side:
             for _ in range(warmup):  # compiles, fills the allocator's pools, off the capture
                 self.model._step(self._x, self._gap, scratch)
-        torch.cuda.current_stream().wait_stream(side)
         self._graph = torch.cuda.CUDAGraph()
         # The checked step body: Mamba.step's gap check reads values (a sync), not allowed here.
         with torch.no_grad(), torch.cuda.graph(self._graph, stream=side):

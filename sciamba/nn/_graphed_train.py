@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ._capture import capture_stream
+from ._capture import capture_stream, on_capture_stream
 from ._checks import check_positive_int
 
 __all__ = ["GraphedTrainStep"]
@@ -263,11 +263,8 @@ class GraphedTrainStep:
             return loss
         with torch.cuda.device(self.device):
             if self._graph is None and self.steps < self.warmup:
-                side = capture_stream(self.device)  # capture needs its warm-up off the default stream
-                side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(side):
+                with on_capture_stream(self.device):  # capture needs its warm-up off the default stream
                     loss = self._step(x, target)
-                torch.cuda.current_stream().wait_stream(side)
                 loss.record_stream(torch.cuda.current_stream())  # handed to the caller's stream
                 self.steps += 1
                 return loss
