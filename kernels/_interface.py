@@ -42,12 +42,16 @@ class ScanInputs(NamedTuple):
 
 def _check_tensor(name: str, x: object, op: str = "selective scans") -> None:
     """A real floating-point tensor (``op`` names what is real-only in the message)."""
+    # One attribute of the dtype for the usual case: these checks run on every call, and
+    # the scan of a short sequence (or one recurrent step) takes less GPU time than they
+    # take host time.
+    if isinstance(x, torch.Tensor) and x.dtype.is_floating_point:
+        return
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.is_complex():
         raise TypeError(f"{name} is complex ({x.dtype}); only real {op} are supported")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert it with .float()")
+    raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert it with .float()")
 
 
 def _check_device(name: str, x: torch.Tensor | None, device: torch.device, ref: str = "u") -> None:
@@ -57,7 +61,7 @@ def _check_device(name: str, x: torch.Tensor | None, device: torch.device, ref: 
 
 
 def _check_shape(name: str, x: torch.Tensor, shape: tuple[int, ...], names: str) -> None:
-    if tuple(x.shape) != shape:
+    if x.shape != shape:  # torch.Size compares with a tuple as a tuple
         raise ValueError(f"{name} must have shape {names} = {shape}, got {tuple(x.shape)}")
 
 
@@ -83,11 +87,24 @@ def _activation_dtype_check(name: str, x: torch.Tensor, dtype: torch.dtype) -> N
         raise TypeError(f"{name} has dtype {x.dtype} but u has {dtype}; u, delta and z must share one dtype")
 
 
-def _grouped(name: str, x: torch.Tensor, forms: str, b: int, d: int, N: int, tail: tuple, in_dtype, cdt):
-    """``x`` of shape ``(b, G, N, *tail)``: check it and fix its dtype."""
+def _shape_error(name: str, x: torch.Tensor, forms: str) -> ValueError:
+    return ValueError(f"{name} must have one of the shapes {forms}; got {tuple(x.shape)}")
+
+
+def _scan_forms(b: int, d: int, N: int, L: int) -> str:
+    # Formatted only for an error: an f-string of tuples on every call cost ~2 us of host time.
+    return f"(dim, N) = {(d, N)}, (batch, N, L) = {(b, N, L)} or (batch, G, N, L)"
+
+
+def _step_forms(b: int, d: int, N: int) -> str:
+    return f"(batch, N) = {(b, N)}, (batch, G, N) or (dim, N) = {(d, N)}"
+
+
+def _grouped(name: str, x: torch.Tensor, shape_error, b: int, d: int, N: int, tail: tuple, in_dtype, cdt):
+    """``x`` of shape ``(b, G, N, *tail)``: check it and fix its dtype (``shape_error()``: what to raise)."""
     G = x.shape[1]
-    if x.shape[0] != b or x.shape[2] != N or tuple(x.shape[3:]) != tail or G == 0:
-        raise ValueError(f"{name} must have one of the shapes {forms}; got {tuple(x.shape)}")
+    if x.shape[0] != b or x.shape[2] != N or x.shape[3:] != tail or G == 0:
+        raise shape_error()
     if d % G != 0:
         raise ValueError(
             f"{name} has G={G} groups but dim={d} is not divisible by G; channel c uses group c // (dim // G)"
@@ -99,16 +116,20 @@ def _scan_matrix(name: str, x, b: int, d: int, N: int, L: int, in_dtype, cdt, de
     """B or C of the scan: ``(d, N)`` stays, ``(b, N, L)`` becomes ``(b, 1, N, L)``."""
     _check_tensor(name, x)
     _check_device(name, x, device)
-    forms = f"(dim, N) = {(d, N)}, (batch, N, L) = {(b, N, L)} or (batch, G, N, L)"
-    if x.dim() == 2:
-        if tuple(x.shape) != (d, N):
-            raise ValueError(f"{name} must have one of the shapes {forms}; got {tuple(x.shape)}")
+    nd, given = x.dim(), x
+
+    def error():  # the message names the shape the caller gave
+        return _shape_error(name, given, _scan_forms(b, d, N, L))
+
+    if nd == 2:
+        if x.shape != (d, N):
+            raise error()
         return _as(x, cdt)
-    if x.dim() == 3:
+    if nd == 3:
         x = x.unsqueeze(1)
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have one of the shapes {forms}; got {tuple(x.shape)}")
-    return _grouped(name, x, forms, b, d, N, (L,), in_dtype, cdt)
+    elif nd != 4:
+        raise error()
+    return _grouped(name, x, error, b, d, N, (L,), in_dtype, cdt)
 
 
 def _step_matrix(name: str, x, b: int, d: int, N: int, in_dtype, cdt, device) -> torch.Tensor:
@@ -120,17 +141,21 @@ def _step_matrix(name: str, x, b: int, d: int, N: int, in_dtype, cdt, device) ->
     """
     _check_tensor(name, x)
     _check_device(name, x, device)
-    forms = f"(batch, N) = {(b, N)}, (batch, G, N) or (dim, N) = {(d, N)}"
-    if x.dim() == 2:
-        if tuple(x.shape) == (b, N):
+    nd, given = x.dim(), x
+
+    def error():  # the message names the shape the caller gave
+        return _shape_error(name, given, _step_forms(b, d, N))
+
+    if nd == 2:
+        if x.shape == (b, N):
             x = x.unsqueeze(1)
-        elif tuple(x.shape) == (d, N):
+        elif x.shape == (d, N):
             x = x.unsqueeze(0).expand(b, d, N)
         else:
-            raise ValueError(f"{name} must have one of the shapes {forms}; got {tuple(x.shape)}")
-    if x.dim() != 3:
-        raise ValueError(f"{name} must have one of the shapes {forms}; got {tuple(x.shape)}")
-    return _grouped(name, x, forms, b, d, N, (), in_dtype, cdt)
+            raise error()
+    elif nd != 3:
+        raise error()
+    return _grouped(name, x, error, b, d, N, (), in_dtype, cdt)
 
 
 def validate_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None) -> ScanInputs:

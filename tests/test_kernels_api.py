@@ -178,6 +178,9 @@ def _bad(rng, **change):
         ({"A": torch.zeros(6, 3, dtype=torch.complex64)}, TypeError, "complex"),
         ({"A": torch.zeros(6, 0, dtype=torch.float64)}, ValueError, "N = 0"),
         ({"B": torch.zeros(2, 4, 5, dtype=torch.float64)}, ValueError, "B must have one of the shapes"),
+        # The message names the accepted shapes and the shape given (not the (b, 1, N, L) view of it).
+        ({"B": torch.zeros(2, 3, 4, dtype=torch.float64)}, ValueError,
+         r"\(dim, N\) = \(6, 3\), \(batch, N, L\) = \(2, 3, 5\) or \(batch, G, N, L\); got \(2, 3, 4\)$"),
         ({"B": torch.zeros(2, 4, 3, 5, dtype=torch.float64)}, ValueError, "dim=6 is not divisible by G"),
         ({"C": torch.zeros(5, 3, dtype=torch.float64)}, ValueError, "C must have one of the shapes"),
         ({"C": torch.zeros(2, 3, 5, 1, 1, dtype=torch.float64)}, ValueError, "C must have one of the shapes"),
