@@ -106,8 +106,7 @@ def record_launches(kind: str, dtype: torch.dtype, b: int, dim: int, L: int) -> 
         A = -torch.rand(dim, N_STATE, generator=g)
         B, C = ts.float_bc(B, A.dtype), ts.float_bc(C, A.dtype)  # as selective_scan_triton does
         D, bias = torch.randn(dim, generator=g), torch.randn(dim, generator=g)
-        # The GPU's tiles, as _config_for picks them for a CUDA tensor.
-        cfg = ts._default_config(N_STATE, False, u.element_size() == 2 or b * dim <= 4096)
+        cfg = ts._config_for(u, N_STATE)  # the GPU's tiles (TRITON_INTERPRET is unset above)
         pr = ts._problem(u, A, B, C, cfg)
         _, _, ckpt = ts._forward(u, delta, A, B, C, D, z, bias, None, True, pr, save=True)
         if kind == "bwd":
@@ -116,10 +115,13 @@ def record_launches(kind: str, dtype: torch.dtype, b: int, dim: int, L: int) -> 
             ts._backward(torch.randn_like(u), None, u, delta, A, B, C, D, z, bias, None, True, ckpt, prb)
     finally:
         ts.launch = saved
-    for _, _, _, kwargs in recorded:
-        # On CPU tensors the host code turns the GPU-only fast math off; a CUDA call has it on.
+    for kernel, _, _, kwargs in recorded:
+        # On CPU tensors the host code turns the GPU-only fast math and layout pins off; a CUDA
+        # call has them on.
         if "FAST" in kwargs:
             kwargs["FAST"] = (2 if dtype.itemsize == 2 else 1) if ts._FAST else 0  # _fast_math's rule
+        if "PIN" in kwargs:
+            kwargs["PIN"] = kernel is not ts._bwd_kernel or dtype.itemsize == 2  # _pinned's rule
         kwargs.setdefault("enable_fp_fusion", True)
     return recorded
 

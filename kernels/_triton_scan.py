@@ -220,6 +220,31 @@ def _div(a, b, FAST: tl.constexpr):
 
 
 @triton.jit
+def _pin(x, PIN: tl.constexpr):
+    """``x``, a ``(T, BD)`` tile; with ``PIN``, kept in its own layout by a sum over a new unit axis.
+
+    The per-(t, channel) math (softplus, the products with u) runs on
+    ``(T, BD)`` tiles, four elements a thread; the state tile needs those
+    values in a layout that repeats each one on the lanes of its states.
+    Triton 3.6's layout pass (the H100 machines') moves that conversion up to
+    the shared-memory load, so all of the math runs in the repeated layout,
+    four times over: 956 instructions and 120 MUFU a chunk of the bf16
+    forward's loop (sass_census with Triton 3.6) instead of 701 and 84. The
+    pass cannot carry a layout back through a reduction (an opaque ``asm``
+    with a side effect did not stop it: it was duplicated), so the
+    conversion stays after this one, which adds nothing. Forward on an H100
+    (2026-11-24, same process, us): bf16 8x1536x2048 260 -> 255, 8x1536x8192
+    1010 -> 989, 8x512x4096 233 -> 208, fp32 8x1536x2048 291 -> 281; the
+    backward's pins gain 4-6% for bf16 and cost 2.6% for fp32 inputs, so
+    the host sets ``PIN`` there for half precision only (:func:`_pinned`).
+    """
+    if PIN:
+        return tl.sum(x[:, :, None], axis=2)
+    else:
+        return x
+
+
+@triton.jit
 def _softplus(x, FAST: tl.constexpr):
     # log1p(exp(x)) for x <= 20 and x above (mamba_ssm's threshold).
     e = _exp(tl.minimum(x, 20.0), FAST)
@@ -368,7 +393,7 @@ def _fwd_kernel(
     HAS_HIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr,
     STATE_ONLY: tl.constexpr, SAVE_CKPT: tl.constexpr, WRITE_LAST: tl.constexpr,
-    STAGES: tl.constexpr, FAST: tl.constexpr, A_LOG: tl.constexpr,
+    STAGES: tl.constexpr, FAST: tl.constexpr, A_LOG: tl.constexpr, PIN: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -415,8 +440,9 @@ def _fwd_kernel(
                                          HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B, VAR_C,
                                          ONE_GROUP_B, ONE_GROUP_C, pid_b, d0)
         dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
+        dt = _pin(dt, PIN)                                        # (T, BD)
         uu = ur.to(cdt)
-        dtu = dt * uu                                             # (T, BD)
+        dtu = _pin(dt * uu, PIN)                                  # (T, BD)
         a = tl.exp2(dt[:, None, :] * A2[None, :, :])              # (T, NP, BD)
         bx = dtu[:, None, :] * B3.to(cdt)                         # (T, NP, BD)
         if STATE_ONLY:
@@ -509,7 +535,7 @@ def _bwd_kernel(
     HAS_QIN: tl.constexpr, VAR_B: tl.constexpr, VAR_C: tl.constexpr,
     ONE_GROUP_B: tl.constexpr, ONE_GROUP_C: tl.constexpr, HAS_H0: tl.constexpr,
     CARRY_ONLY: tl.constexpr, STAGES: tl.constexpr, FAST: tl.constexpr, WRITE_Y: tl.constexpr,
-    CHAIN: tl.constexpr, A_LOG: tl.constexpr,
+    CHAIN: tl.constexpr, A_LOG: tl.constexpr, PIN: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -595,6 +621,7 @@ def _bwd_kernel(
             m2 = tm[:, None] & dm[None, :]
             off2 = row_off + t[:, None]
             dt, x = _step_sizes(delta_ptr, bias, off2, m2, HAS_BIAS, SOFTPLUS, cdt, FAST)
+            dt = _pin(dt, PIN)
             a = tl.exp2(dt[:, None, :] * A2[None, :, :])           # e^{Δ_t A}, (T, NP, BD)
             af = tl.flip(a, 0)
             dout = tl.load(dout_ptr + off2, mask=m2, other=0.0).to(cdt)
@@ -623,7 +650,7 @@ def _bwd_kernel(
                 else:
                     h0 = tl.load(ckpt_ptr + ck_off, mask=ndm, other=0.0).to(cdt)
                 uu = tl.load(u_ptr + off2, mask=m2, other=0.0).to(cdt)
-                dtu = dt * uu
+                dtu = _pin(dt * uu, PIN)
                 B3 = _load_bc(B_ptr, Bc, t, tm, n, nm, d, dm, cpgB, sBb, sBg, sBn, VAR_B, ONE_GROUP_B,
                               pid_b, d0, cdt)
                 bx = dtu[:, None, :] * B3
@@ -753,43 +780,73 @@ class _Config:
 
 
 @functools.lru_cache(maxsize=None)
-def _default_config(N: int, interpret: bool, long_tiles: bool = False) -> _Config:
+def _default_config(N: int, interpret: bool, wide: bool = False, stages: int = 3) -> _Config:
     """Tiles measured best on an H100 (Triton 3.6) at N = 16; scaled for other N.
 
     One warp per program: the chunk's layout conversions and the sums over
     states then never wait at a block-wide barrier, and many small programs
-    keep the multiprocessors busy. The backward pipelines its loads
+    keep the multiprocessors busy. The forward takes 16 steps a chunk (at
+    N = 16) and 8 channels a program, or 16 when ``wide``: :func:`_config_for`
+    widens the tiles when 8-channel programs would not fit in one wave at 8
+    warps a multiprocessor (their occupancy at ~230 registers), since a
+    partly filled second wave costs more than the wider tile's longer chunk.
+    ``stages``: the forward's pipelining depth (4 for wide tiles and 4-byte
+    inputs, 3 for the others). The backward pipelines its loads
     (``stages_bwd``: 2 was 4-10% faster than 1 on every benchmark row, 3
-    another 1-3%; H100 2026-11-24) and splits time into ranges from 512
-    steps on (the Mamba block's 8x512x1024 bf16 backward: 0.49 -> 0.45 ms).
+    another 1-3%) and splits time into ranges from 512 steps on (the Mamba
+    block's 8x512x1024 bf16 backward: 0.49 -> 0.45 ms).
 
-    ``long_tiles``: the forward takes 8 channels by 16 steps a tile instead
-    of 16 by 8, and one time range as soon as the channel blocks give 3 warps
-    per multiprocessor. :func:`_config_for` picks them for 2-byte inputs and
-    for few channels (H100, 2026-11-24, forward GPU time: bf16 8x1536x2048
-    300 -> 288 us, 8x1536x8192 1173 -> 1127, 8x512x4096 309 -> 286, 8x512x1024
-    107 -> 77; fp32 1x256x1M 5.91 -> 4.41 ms), not for float32 inputs with
-    many channels (fp32 8x1536 rows 3-5% slower with them).
+    Forward GPU time with :func:`_pin` in place (H100, Triton 3.6,
+    2026-11-24, us; 8 channels x 16 steps at depth 3 / 4, 16 x 16 at 3 / 4,
+    and the tiles used before, 16 channels x 8 steps for float32 above 4096
+    channels):
+
+    ============================  ===========  ===========  ==========
+    row                           8 x 16       16 x 16      before
+    ============================  ===========  ===========  ==========
+    bf16 8x1536x2048              255 / 254    244 / 242    256
+    bf16 8x1536x8192              989 / 987    948 / 939    991
+    bf16 8x1024x2048              160 / 160    164 / 164    160
+    bf16 8x512x4096               207 / 209    229 / 231    208
+    fp32 8x1536x2048              310 / 307    268 / 262    277
+    fp32 8x1536x8192              1048 / 1016  1042 / 1014  1070
+    fp32 8x1536x720               115 / 114    101 / 99     102
+    fp32 8x1024x2048              174 / 163    189 / 174    274
+    fp32 4x1536x2048              153 / 147    385 / 1801   251
+    fp32 8x512x4096               219 / 212    504 / 2326   219
+    fp32 1x256x1M                 4763 / 4772  7493 / 37k   4768
+    ============================  ===========  ===========  ==========
+
+    (Wide tiles with few channels need time ranges, where depth 4 is
+    disastrous: they are never chosen there.)
     """
     NP = next_pow2(N)
     if interpret:
         # The interpreter runs every tile op in numpy: small tiles, several
         # chunks per segment and segments per range so every path is exercised.
         return _Config(BD=16, T_fwd=8, T_bwd=4, SEG=16, num_warps=1)
-    t = max(2, min(32, 128 // NP))
-    bwd = dict(T_bwd=min(t, 16), SEG=128, num_warps=1, stages=3, fill=64, BD_bwd=8, num_warps_bwd=1,
-               stages_bwd=3, fill_bwd=64, min_range=1024, min_range_bwd=512)
-    if long_tiles:
-        t2 = max(2, min(32, 256 // NP))
-        return _Config(BD=8, T_fwd=t2, enough=3, T_state=t2, **bwd)
-    return _Config(BD=16, T_fwd=t, enough=4, T_state=max(t, min(2 * t, 16)), **bwd)
+    t = max(2, min(32, 128 // NP))   # the backward's chunk (8 at N = 16)
+    T = max(2, min(32, 256 // NP))   # the forward's (16 at N = 16)
+    return _Config(BD=16 if wide else 8, T_fwd=T, T_bwd=min(t, 16), SEG=128, num_warps=1, stages=stages,
+                   fill=64, enough=3, T_state=T, BD_bwd=8, num_warps_bwd=1, stages_bwd=3, fill_bwd=64,
+                   min_range=1024, min_range_bwd=512)
+
+
+# Multiprocessors assumed for CPU tensors, which only ask for the GPU's tiles in tests and in
+# benchmarks/sass_census.py (an H100 SXM's).
+_NOMINAL_SMS = 132
 
 
 def _config_for(u: torch.Tensor, N: int) -> _Config:
-    """The tiles of a call: the override if set, else the defaults for ``u``'s dtype and shape."""
+    """The tiles of a call: the override if set, else the defaults for ``u``'s shape and dtype."""
     if _CONFIG_OVERRIDE is not None:
         return _CONFIG_OVERRIDE
-    return _default_config(N, _interpret_enabled(), u.element_size() == 2 or u.shape[0] * u.shape[1] <= 4096)
+    if _interpret_enabled():
+        return _default_config(N, True)
+    sms = _sm_count(u.device.index if u.device.index is not None else torch.cuda.current_device()) \
+        if u.is_cuda else _NOMINAL_SMS
+    wide = u.shape[0] * u.shape[1] > 8 * 8 * sms  # 8-channel programs: more than 8 warps an SM
+    return _default_config(N, False, wide, 4 if wide or u.element_size() >= 4 else 3)
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
@@ -817,6 +874,11 @@ def _fast_math(u: torch.Tensor, cdt: torch.dtype) -> int:
     if not (_FAST and cdt == torch.float32 and u.device.type == "cuda" and not _interpret_enabled()):
         return 0
     return 2 if u.element_size() == 2 else 1
+
+
+def _pinned(u: torch.Tensor, backward: bool) -> bool:
+    """``PIN`` of :func:`_pin`: compiled kernels (not the interpreter); the backward's for half precision."""
+    return u.device.type == "cuda" and not _interpret_enabled() and (not backward or u.element_size() == 2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -951,7 +1013,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, pr: _
                   HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), VAR_B=pr.var_b,
                   VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc, num_warps=pr.num_warps,
                   STAGES=cfg.stages,
-                  FAST=_fast_math(u, cdt), A_LOG=a_log)
+                  FAST=_fast_math(u, cdt), A_LOG=a_log, PIN=_pinned(u, backward=False))
     dummy = A
     ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy)
@@ -1012,7 +1074,7 @@ def _backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, initial_state, s
                   VAR_B=pr.var_b, VAR_C=pr.var_c, ONE_GROUP_B=ogb, ONE_GROUP_C=ogc,
                   HAS_H0=initial_state is not None, num_warps=pr.num_warps,
                   STAGES=cfg.stages_bwd,
-                  FAST=_fast_math(u, cdt), A_LOG=a_log)
+                  FAST=_fast_math(u, cdt), A_LOG=a_log, PIN=_pinned(u, backward=True))
     ptrs = (u, delta, A, B, C, D if D is not None else dummy, z if z is not None else dummy,
             delta_bias if delta_bias is not None else dummy, dout)
     # empty_like keeps the strides of a dense u; the check also refuses any other layout.

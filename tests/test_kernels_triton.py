@@ -166,28 +166,33 @@ def test_long_sequence_float64(rng, tiles):
 
 
 @pytest.mark.parametrize("b, d, L", [
-    (1, 19, 20),  # few channels: the long forward tiles on a GPU
+    (1, 19, 20),  # few channels: 8-channel programs on a GPU
     pytest.param(3, 1400, 40, marks=pytest.mark.skipif(DEV == "cpu", reason="the interpreter's tiles here")),
+    pytest.param(8, 1100, 40, marks=pytest.mark.skipif(DEV == "cpu", reason="the interpreter's tiles here")),
 ])
 def test_default_config_runs(rng, b, d, L):
-    """The tiles chosen without an override (interpreter or GPU, long or square) are right too."""
+    """The tiles chosen without an override (interpreter, or a GPU's 8- and 16-channel ones) are right too."""
     ins = make_case(rng, b, d, L, 16, G=1)
     assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
 
 
 @pytest.mark.parametrize("N", [1, 3, 16, 64, 256])
 def test_gpu_tile_choice(N, monkeypatch):
-    """GPU tiles: long (8 channels x 2T steps) for 2-byte inputs or few channels, square otherwise; both valid."""
+    """GPU tiles: 8 channels a program, 16 when 8-channel programs would take more than one wave of
+    8 warps a multiprocessor (132 multiprocessors assumed for CPU tensors); pipelining depth 4 for
+    16-channel tiles and 4-byte inputs, 3 otherwise; the backward's tiles never change."""
     monkeypatch.setattr(ts, "_interpret_enabled", lambda: False)  # the compiled-kernel choice, on any machine
-    square = ts._default_config(N, False, False)
-    long_ = ts._default_config(N, False, True)
-    assert (long_.BD, square.BD) == (8, 16)
-    assert long_.T_fwd == min(32, 2 * square.T_fwd) or square.T_fwd == 2
-    assert long_.T_bwd == square.T_bwd and long_.SEG == square.SEG  # the backward is shared
-    for dtype, b, d, want in [(torch.bfloat16, 8, 1536, long_), (torch.float16, 2, 5000, long_),
-                              (torch.float32, 8, 512, long_), (torch.float64, 1, 256, long_),
-                              (torch.float32, 8, 1536, square), (torch.float32, 1, 4097, square)]:
-        assert ts._config_for(torch.empty(b, d, 1, dtype=dtype), N) == want, (dtype, b, d)
+    NP = 1 << (N - 1).bit_length()
+    T = max(2, min(32, 256 // NP))
+    for dtype, b, d, wide in [(torch.bfloat16, 8, 1536, True), (torch.float16, 2, 5000, True),
+                              (torch.float32, 8, 512, False), (torch.float64, 1, 256, False),
+                              (torch.float32, 8, 1536, True), (torch.float32, 1, 4097, False),
+                              (torch.bfloat16, 1, 8 * 8 * 132, False), (torch.bfloat16, 1, 8 * 8 * 132 + 1, True)]:
+        cfg = ts._config_for(torch.empty(b, d, 1, dtype=dtype), N)
+        assert cfg.BD == (16 if wide else 8), (dtype, b, d)
+        assert cfg.stages == (4 if wide or dtype.itemsize >= 4 else 3), (dtype, b, d)
+        assert cfg.T_fwd == T and cfg.SEG % T == 0
+        assert (cfg.BD_bwd, cfg.T_bwd, cfg.SEG) == (8, min(16, max(2, min(32, 128 // NP))), 128)
     override = ts._Config(BD=4, T_fwd=4, T_bwd=4, SEG=8, num_warps=1)
     monkeypatch.setattr(ts, "_CONFIG_OVERRIDE", override)
     assert ts._config_for(torch.empty(8, 1536, 1), N) is override
