@@ -14,7 +14,11 @@ per kernel: registers, shared memory, and the instructions of its main loop
 The counts are static: they say how long one pass through a loop is, not how
 long it takes (latency, occupancy and memory decide that; time on a device is
 ``bench_scan.py``'s job). The Triton here may differ from the device's (ptxas
-too), so compare counts made by one installation.
+too), and versions compile the same source differently (Triton 3.6 and 3.9 laid
+out the bf16 forward's per-step math differently: 956 against 711 instructions
+a chunk before ``_triton_scan._pin``), so census with the device's version
+(``pip install --target DIR triton==3.6.0``, then ``PYTHONPATH=DIR``) and
+compare counts made by one installation.
 
 Usage::
 
