@@ -224,7 +224,7 @@ def _pin(x, PIN: tl.constexpr):
     """``x``, a ``(T, BD)`` tile; with ``PIN``, kept in its own layout by a sum over a new unit axis.
 
     The per-(t, channel) math (softplus, the products with u) runs on
-    ``(T, BD)`` tiles, four elements a thread; the state tile needs those
+    ``(T, BD)`` tiles, a few elements a thread; the state tile needs those
     values in a layout that repeats each one on the lanes of its states.
     Triton 3.6's layout pass (the H100 machines') moves that conversion up to
     the shared-memory load, so all of the math runs in the repeated layout,

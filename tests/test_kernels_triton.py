@@ -151,6 +151,16 @@ def test_checkpoint_every_chunk_with_time_invariant_matrices(rng, tiles):
     assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
 
 
+@pytest.mark.parametrize("backward_too", [False, True])
+def test_pinned_layouts_give_the_same_results(rng, tiles, monkeypatch, backward_too):
+    """The kernels with ``PIN`` (the per-step tiles summed over a unit axis, as compiled on a GPU)
+    against the reference: forward and, for half-precision inputs on a GPU, backward too."""
+    monkeypatch.setattr(ts, "_pinned", lambda u, backward: backward_too or not backward)
+    tiles(BD=4, T_fwd=4, T_bwd=2, SEG=8, R=2)
+    ins = make_case(rng, 2, 5, 37, 3, h0=True)
+    assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
+
+
 def test_tile_sizes_must_divide_the_segment():
     with pytest.raises(ValueError, match="multiple of every chunk"):
         ts._Config(BD=4, T_fwd=4, T_bwd=8, SEG=4, num_warps=1)
