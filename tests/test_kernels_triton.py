@@ -251,8 +251,8 @@ def test_elementwise_helpers_are_float32_accurate(which, fast):
     float64, over the whole range of normal results: within a few ulp plus the rounding of
     x log2(e) that any exp2-based exp carries (about |x| * 3e-8 relative). The MUFU log2's
     absolute error near 1 once made level 1's softplus 0.2% off at x = -10."""
-    if fast and DEV != "cuda":
-        pytest.skip("the MUFU approximations are inline PTX: compiled CUDA only")
+    if fast == 2 and DEV != "cuda":
+        pytest.skip("level 2's MUFU approximations are inline PTX: compiled CUDA only")
     k = ["softplus", "softplus_grad", "sigmoid"].index(which)
     hi = 85.0 if which == "sigmoid" else 20.0
     x = torch.cat([torch.linspace(-85.0, hi, 400_001, device=DEV),
