@@ -47,11 +47,11 @@ are added with atomics into zeroed buffers in the compute dtype, so they are
 not bitwise reproducible from run to run (the backward alerts under
 ``torch.use_deterministic_algorithms``).
 ``exp2`` with ``log2 e`` folded into ``A`` runs on the MUFU; on a GPU softplus
-takes a short series instead of a logarithm and the divisions are approximate,
-and for half-precision inputs the exponentials of softplus and the gate and the
-reciprocals are bare MUFU instructions too (:func:`_fast_math` levels; each approximation is within a few
-units in the last place of float32, and a compiled test holds the fast kernels
-to the exact ones).
+is a polynomial instead of a logarithm and the divisions are approximate, and
+for half-precision inputs the exponentials of softplus and the gate and the
+reciprocals are bare MUFU instructions too (:func:`_fast_math` levels; each
+approximation is within a few units in the last place of float32, and a
+compiled test holds the fast kernels to the exact ones).
 
 Memory
 ------
@@ -862,10 +862,11 @@ _FAST = True  # benchmarks may turn the inline-PTX approximations off to compare
 
 
 def _fast_math(u: torch.Tensor, cdt: torch.dtype) -> int:
-    """The kernels' ``FAST`` level: 0 exact, 1 softplus by its series and approximate division, 2 also a
-    flushing exp and reciprocal.
+    """The kernels' ``FAST`` level: 0 exact, 1 softplus by a polynomial and approximate division, 2 also
+    a flushing exp and reciprocal.
 
-    Inline PTX, so float32 math compiled for CUDA only. Level 2 (the exps of
+    Float32 math in kernels compiled for CUDA only (level 2 is inline PTX; the
+    interpreter and the exact references keep level 0). Level 2 (the exps of
     softplus and the gate through :func:`_exp`, and divisions as a product with
     a bare MUFU.RCP in :func:`_div`) is for half-precision inputs, where it paid
     on an H100 (Triton 3.6, 2026-11-24, same-machine A/B, bf16 forward: the exp
@@ -875,14 +876,19 @@ def _fast_math(u: torch.Tensor, cdt: torch.dtype) -> int:
     us, forward+backward 1788 -> 1921; reciprocal: 290 -> 294 and 1794 -> 1890)
     although their loops got shorter (sass_census: 728 -> 707 instructions).
     """
-    if not (_FAST and cdt == torch.float32 and u.device.type == "cuda" and not _interpret_enabled()):
+    if not (_FAST and cdt == torch.float32 and _compiled(u)):
         return 0
     return 2 if u.element_size() == 2 else 1
 
 
+def _compiled(u: torch.Tensor) -> bool:
+    """Whether the kernels for ``u`` compile for a GPU (rather than run in Triton's interpreter)."""
+    return u.device.type == "cuda" and not _interpret_enabled()
+
+
 def _pinned(u: torch.Tensor, backward: bool) -> bool:
-    """``PIN`` of :func:`_pin`: compiled kernels (not the interpreter); the backward's for half precision."""
-    return u.device.type == "cuda" and not _interpret_enabled() and (not backward or u.element_size() == 2)
+    """``PIN`` of :func:`_pin`: compiled kernels only; the backward's for half precision only."""
+    return _compiled(u) and (not backward or u.element_size() == 2)
 
 
 @functools.lru_cache(maxsize=None)

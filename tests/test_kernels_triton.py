@@ -209,7 +209,7 @@ def test_gpu_tile_choice(N, monkeypatch):
 
 
 def test_fast_math_levels(monkeypatch):
-    """Compiled CUDA kernels: softplus by its series and approximate division for float32 math (1),
+    """Compiled CUDA kernels: softplus by a polynomial and approximate division for float32 math (1),
     plus the flushing exp for 2-byte inputs (2); exact math in float64, on the CPU, in the
     interpreter, or when turned off."""
     from types import SimpleNamespace

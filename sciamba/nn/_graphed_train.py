@@ -198,7 +198,7 @@ class GraphedTrainStep:
         if self._batch is None:
             self._batch = batch
         elif batch != self._batch:
-            (name, got, want), = [(n, g, w) for n, g, w in zip(("x", "target"), batch, self._batch) if g != w][:1]
+            name, got, want = next((n, g, w) for n, g, w in zip(("x", "target"), batch, self._batch) if g != w)
             raise ValueError(
                 f"{name} is {tuple(got[0])} {got[1]} on {got[2]}, but this stepper trains on "
                 f"{tuple(want[0])} {want[1]} on {want[2]} (its first call's): a graph replays fixed "
