@@ -161,6 +161,18 @@ def test_pinned_layouts_give_the_same_results(rng, tiles, monkeypatch, backward_
     assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
 
 
+@pytest.mark.parametrize("V, T_fwd, L, N, R", [(1, 4, 45, 3, 2), (2, 4, 48, 3, None), (2, 8, 48, 1, 2),
+                                                (4, 8, 37, 16, None)])
+def test_split_output_tiles_give_the_same_results(rng, tiles, monkeypatch, V, T_fwd, L, N, R):
+    """The forward's half-precision epilogue (the sum over states split between the lanes of a pair,
+    y stored as (BD, 2, Q, V) tiles, full chunks without time masks when T divides L) on float64
+    inputs against the reference: Q = T / 2V of 1 and 2, ragged and whole chunks, N = 1."""
+    monkeypatch.setattr(ts, "_split_store", lambda u, T: min(V, T // 2))
+    tiles(BD=4, T_fwd=T_fwd, T_bwd=2, SEG=16, R=R)
+    ins = make_case(rng, 2, 5, L, N, h0=True)
+    assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
+
+
 def test_tile_sizes_must_divide_the_segment():
     with pytest.raises(ValueError, match="multiple of every chunk"):
         ts._Config(BD=4, T_fwd=4, T_bwd=8, SEG=4, num_warps=1)
