@@ -161,13 +161,16 @@ def test_pinned_layouts_give_the_same_results(rng, tiles, monkeypatch, backward_
     assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
 
 
-@pytest.mark.parametrize("V, T_fwd, L, N, R", [(1, 4, 45, 3, 2), (2, 4, 48, 3, None), (2, 8, 48, 1, 2),
-                                                (4, 8, 37, 16, None)])
-def test_split_output_tiles_give_the_same_results(rng, tiles, monkeypatch, V, T_fwd, L, N, R):
-    """The forward's half-precision epilogue (the sum over states split between the lanes of a pair,
-    y stored as (BD, 2, Q, V) tiles, full chunks without time masks when T divides L) on float64
-    inputs against the reference: Q = T / 2V of 1 and 2, ragged and whole chunks, N = 1."""
+@pytest.mark.parametrize("V, T_fwd, L, N, R, pin", [(1, 4, 45, 3, 2, True), (2, 4, 48, 3, None, False),
+                                                     (2, 8, 48, 1, 2, True), (4, 8, 37, 16, None, False),
+                                                     (4, 8, 64, 16, None, True)])
+def test_split_output_tiles_give_the_same_results(rng, tiles, monkeypatch, V, T_fwd, L, N, R, pin):
+    """The forward's half-precision path (the sum over states split between the lanes of a pair, y
+    stored as (BD, 2, Q, V) tiles, full chunks without time masks when T divides L, and with ``pin``
+    the per-step tiles pinned in that layout, as compiled on a GPU) on float64 inputs against the
+    reference: Q = T / 2V of 1 and 2, ragged and whole chunks, N = 1."""
     monkeypatch.setattr(ts, "_split_store", lambda u, T: min(V, T // 2))
+    monkeypatch.setattr(ts, "_pinned", lambda u, backward: pin and not backward)
     tiles(BD=4, T_fwd=T_fwd, T_bwd=2, SEG=16, R=R)
     ins = make_case(rng, 2, 5, L, N, h0=True)
     assert_close(run_both(ins, True), rtol=1e-10, atol=1e-11)
