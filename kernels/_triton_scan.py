@@ -254,7 +254,7 @@ def _div(a, b, FAST: tl.constexpr):
 
 
 @triton.jit
-def _pin(x, PIN: tl.constexpr, V: tl.constexpr = 0):
+def _pin(x, PIN: tl.constexpr):
     """``x``, a ``(T, BD)`` tile; with ``PIN``, kept in its own layout by a sum over a new unit axis.
 
     The per-(t, channel) math (softplus, the products with u) runs on
@@ -271,23 +271,9 @@ def _pin(x, PIN: tl.constexpr, V: tl.constexpr = 0):
     1010 -> 989, 8x512x4096 233 -> 208, fp32 8x1536x2048 291 -> 281; the
     backward's pins gain 4-6% for bf16 and cost 2.6% for fp32 inputs, so
     the host sets ``PIN`` there for half precision only (:func:`_pinned`).
-
-    With ``V > 0`` (the forward's half-precision path, :func:`_split_store`)
-    the unit axis follows a ``(V, Q, 2, BD)`` view, whose default layout is
-    that of :func:`_halves`: each thread holds ``V`` consecutive steps, so u
-    and delta come in 16-byte shared-memory loads and one load of u serves
-    both Δu and the epilogue's D·u (sass_census, Triton 3.6, bf16 forward
-    loop: 1150 -> 1130 instructions, no scalar LDS.U16).
     """
     if PIN:
-        if V > 0:
-            T: tl.constexpr = x.shape[0]
-            BD: tl.constexpr = x.shape[1]
-            x4 = tl.permute(tl.reshape(x, (T // (2 * V), 2, V, BD)), (2, 0, 1, 3))  # (V, Q, 2, BD)
-            x4 = tl.sum(x4[:, :, :, :, None], axis=4)
-            return tl.reshape(tl.permute(x4, (1, 2, 0, 3)), (T, BD))
-        else:
-            return tl.sum(x[:, :, None], axis=2)
+        return tl.sum(x[:, :, None], axis=2)
     else:
         return x
 
@@ -340,11 +326,7 @@ def _softplus_grad(x, FAST: tl.constexpr):
 
 @triton.jit
 def _sigmoid(x, FAST: tl.constexpr):
-    if FAST == 2:
-        e = _ex2(x * -1.4426950408889634)  # e^{-x}: one FMUL (ptxas kept a negation apart)
-    else:
-        e = _exp(-x, FAST)
-    return _div(1.0, 1.0 + e, FAST)
+    return _div(1.0, 1.0 + _exp(-x, FAST), FAST)
 
 
 @triton.jit
@@ -520,9 +502,9 @@ def _fwd_kernel(
                                          HAS_Z and not STATE_ONLY, not STATE_ONLY, VAR_B, VAR_C,
                                          ONE_GROUP_B, ONE_GROUP_C, pid_b, d0, EVEN)
         dt, _ = _dt_from_raw(dr, bias, m2, HAS_BIAS, SOFTPLUS, cdt, FAST, not EVEN)
-        dt = _pin(dt, PIN, V)                                     # (T, BD)
+        dt = _pin(dt, PIN)                                        # (T, BD)
         uu = ur.to(cdt)
-        dtu = _pin(dt * uu, PIN, V)                               # (T, BD)
+        dtu = _pin(dt * uu, PIN)                                  # (T, BD)
         a = tl.exp2(dt[:, None, :] * A2[None, :, :])              # (T, NP, BD)
         bx = dtu[:, None, :] * B3.to(cdt)                         # (T, NP, BD)
         if STATE_ONLY:

@@ -167,8 +167,8 @@ def test_pinned_layouts_give_the_same_results(rng, tiles, monkeypatch, backward_
 def test_split_output_tiles_give_the_same_results(rng, tiles, monkeypatch, V, T_fwd, L, N, R, pin):
     """The forward's half-precision path (the sum over states split between the lanes of a pair, y
     stored as (BD, 2, Q, V) tiles, full chunks without time masks when T divides L, and with ``pin``
-    the per-step tiles pinned in that layout, as compiled on a GPU) on float64 inputs against the
-    reference: Q = T / 2V of 1 and 2, ragged and whole chunks, N = 1."""
+    the per-step tiles pinned, as compiled on a GPU) on float64 inputs against the reference:
+    Q = T / 2V of 1 and 2, ragged and whole chunks, N = 1."""
     monkeypatch.setattr(ts, "_split_store", lambda u, T: min(V, T // 2))
     monkeypatch.setattr(ts, "_pinned", lambda u, backward: pin and not backward)
     tiles(BD=4, T_fwd=T_fwd, T_bwd=2, SEG=16, R=R)
