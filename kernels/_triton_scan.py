@@ -871,8 +871,10 @@ def _default_config(N: int, interpret: bool, wide: bool = False, stages: int = 3
     widens the tiles when 8-channel programs would not fit in one wave at 8
     warps a multiprocessor (their occupancy at ~230 registers), since a
     partly filled second wave costs more than the wider tile's longer chunk.
-    ``stages``: the forward's pipelining depth (4 for wide tiles and 4-byte
-    inputs, 3 for the others). The backward pipelines its loads
+    ``stages``: the forward's pipelining depth (4 for 4-byte inputs, 3 for
+    half precision: with the split epilogue of :func:`_split_store` depth 3
+    was 0.5% faster than 4 on the wide bf16 tiles in 4 of 5 same-process
+    pairs, 8x1536x2048 224.2 against 225.3 us). The backward pipelines its loads
     (``stages_bwd``: 2 was 4-10% faster than 1 on every benchmark row, 3
     another 1-3%) and splits time into ranges from 512 steps on (the Mamba
     block's 8x512x1024 bf16 backward: 0.49 -> 0.45 ms).
@@ -927,7 +929,7 @@ def _config_for(u: torch.Tensor, N: int) -> _Config:
     sms = _sm_count(u.device.index if u.device.index is not None else torch.cuda.current_device()) \
         if u.is_cuda else _NOMINAL_SMS
     wide = u.shape[0] * u.shape[1] > 8 * 8 * sms  # 8-channel programs: more than 8 warps an SM
-    return _default_config(N, False, wide, 4 if wide or u.element_size() >= 4 else 3)
+    return _default_config(N, False, wide, 4 if u.element_size() >= 4 else 3)
 
 
 _CONFIG_OVERRIDE: _Config | None = None  # tests and benchmarks set this
