@@ -520,6 +520,7 @@ def _fwd_kernel(
                 if HAS_Z:
                     zz = zr.to(cdt)
                     y = y * zz * _sigmoid(zz, FAST)
+                # offsets summed before the pointer: the code (and speed) float32 had before V
                 tl.store(y_ptr + (row_off + t[:, None]), y.to(y_ptr.dtype.element_ty), mask=m2)
             else:
                 h = _last(hs, T)
@@ -979,9 +980,10 @@ def _split_store(u: torch.Tensor, T: int) -> int:
     loop without time masks (``EVEN``); float32 outputs keep the plain
     ``(T, BD)`` one. H100 (Triton 3.6, 2026-11-24, alternating processes, forward us):
     bf16 8x1536x2048 235 -> 225, 8x1536x2000 228 -> 214, 8x1536x8192 912 -> 872,
-    8x512x4096 201 -> 192. For float32 outputs the split tiles cost 20% (a
-    thread's 32 bytes take two half-sector stores) and ``EVEN`` alone 3.5%
-    (8x1536x2048 250 -> 258 us), so they stay off there.
+    8x512x4096 201 -> 192. With float32 outputs both forms tried were slower
+    although their loops were shorter (8x1536x2048: 249 -> 272 with eight
+    floats a thread, 302 with four, ``EVEN`` included), and ``EVEN`` alone
+    cost 3.5% (250 -> 258), so float32 keeps the kernel it had.
     """
     return min(8, T // 2) if u.element_size() == 2 else 0
 
