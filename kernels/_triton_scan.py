@@ -816,7 +816,7 @@ def _channel_sum(g3, BD: tl.constexpr):
 
     The backward's tiles put 8 channels on 8 lanes; ``tl.sum`` over them is a
     butterfly that leaves every lane all ``T·NP/4`` sums (three exchanges of
-    32 values a thread, then a shared-memory trip into the atomics' layout).
+    32 values a thread, for B and again for C).
     Halving the channel axis by ``split``, whose halves must sit in registers,
     makes Triton trade each channel lane bit for a step or state bit: every
     level exchanges half of what is left (a reduce-scatter, 16 + 8 + 4
