@@ -101,8 +101,11 @@ def record_launches(kind: str, dtype: torch.dtype, b: int, dim: int, L: int) -> 
     def recorder(kernel, grid, *args, **kwargs):
         recorded.append((kernel, grid, args, dict(kwargs)))
 
-    saved = ts.launch
+    saved = ts.launch, ts._compiled
     ts.launch = recorder
+    # The host code's own rules (fast-math level, layout pins) as for a CUDA tensor: on these
+    # CPU tensors it would otherwise choose the interpreter's settings.
+    ts._compiled = lambda u: True
     try:
         g = torch.Generator().manual_seed(0)
         u, delta, z = (torch.randn(b, dim, L, generator=g).to(dtype) for _ in range(3))
@@ -118,14 +121,8 @@ def record_launches(kind: str, dtype: torch.dtype, b: int, dim: int, L: int) -> 
             prb = ts._problem(u, A, B, C, cfg, backward=True)
             ts._backward(torch.randn_like(u), None, u, delta, A, B, C, D, z, bias, None, True, ckpt, prb)
     finally:
-        ts.launch = saved
-    for kernel, _, _, kwargs in recorded:
-        # On CPU tensors the host code turns the GPU-only fast math and layout pins off; a CUDA
-        # call has them on.
-        if "FAST" in kwargs:
-            kwargs["FAST"] = (2 if dtype.itemsize == 2 else 1) if ts._FAST else 0  # _fast_math's rule
-        if "PIN" in kwargs:
-            kwargs["PIN"] = kernel is not ts._bwd_kernel or dtype.itemsize == 2  # _pinned's rule
+        ts.launch, ts._compiled = saved
+    for _, _, _, kwargs in recorded:
         kwargs.setdefault("enable_fp_fusion", True)
     return recorded
 

@@ -531,6 +531,7 @@ def _fwd_kernel(
                     zz = _halves(zr, T, BD, V).to(cdt)
                     y = y * zz * _sigmoid(zz, FAST)
                 d4 = d0 + tl.arange(0, BD)[:, None, None, None]
+                # _halves' steps, built from aranges so that Triton sees V-step runs
                 t4 = (t0 + tl.arange(0, 2)[None, :, None, None] * V
                       + tl.arange(0, T // (2 * V))[None, None, :, None] * (2 * V)
                       + tl.arange(0, V)[None, None, None, :])   # (1, 2, Q, V)
@@ -820,8 +821,9 @@ def _channel_sum(g3, BD: tl.constexpr):
     Halving the channel axis by ``split``, whose halves must sit in registers,
     makes Triton trade each channel lane bit for a step or state bit: every
     level exchanges half of what is left (a reduce-scatter, 16 + 8 + 4
-    values; :func:`_state_sum` does the same over the forward's state lanes). sass_census (Triton 3.6, backward loop a chunk): bf16 8x512x4096
-    1339 -> 1065 instructions, 246 -> 62 shuffles; fp32 8x1536x2048 1284 -> 1012.
+    values; :func:`_state_sum` does the same over the forward's state lanes).
+    sass_census (Triton 3.6, backward loop a chunk): bf16 8x512x4096 1339 ->
+    1065 instructions, 246 -> 62 shuffles; fp32 8x1536x2048 1284 -> 1012.
     H100 (2026-11-25, alternating processes, forward+backward us): bf16
     8x1536x2048 1658 -> 1444, 8x512x4096 1179 -> 1037, 8x1536x8192 6475 ->
     5640; fp32 8x1536x2048 1736 -> 1545, 8x1536x720 663 -> 550, 1x256x1M
