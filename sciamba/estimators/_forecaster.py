@@ -116,7 +116,9 @@ class MambaForecaster(MambaEstimatorMixin, BaseEstimator):
         Share of each series' end held out for early stopping.
     n_iter_no_change : int, default=15
         Patience of early stopping, in epochs (validation sets of small data
-        sets are noisy, hence more than a few).
+        sets are noisy, hence more than a few). An epoch counts as an
+        improvement when its monitored loss is below the best so far by more
+        than 1e-4 of that best; ``best_epoch_`` is the last such epoch.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
     precision : {"auto", "float32", "bfloat16"}, default="auto"
