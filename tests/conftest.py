@@ -43,6 +43,22 @@ def rng():
 
 
 @pytest.fixture
+def best_epoch():
+    """The estimators' documented rule (``n_iter_no_change``) as a function of a loss history: the
+    last epoch (from 1) whose loss beat the best before it by more than 1e-4 of it. A plain argmin
+    disagrees on near-ties (0.95570 then 0.95563 keeps epoch 1)."""
+
+    def rule(losses):
+        best, at = float("inf"), 0
+        for epoch, loss in enumerate(losses, start=1):
+            if at == 0 or loss < best - 1e-4 * abs(best):
+                best, at = loss, epoch
+        return at
+
+    return rule
+
+
+@pytest.fixture
 def shared_data():
     """Path of ``../shared/data``; skips the test when it is not there."""
     if not os.path.isdir(SHARED_DATA):

@@ -87,18 +87,7 @@ def test_predict_proba_is_the_mean_of_the_members(rng):
     assert not np.allclose(probs[0], probs[1])
 
 
-def _best_epoch(losses):
-    """The documented rule (``n_iter_no_change``): the last epoch whose loss beat the best before it
-    by more than 1e-4 of it; epochs are numbered from 1. (A plain argmin disagrees on near-ties:
-    0.95570 then 0.95563 keeps epoch 1.)"""
-    best, at = float("inf"), 0
-    for epoch, loss in enumerate(losses, start=1):
-        if at == 0 or loss < best - 1e-4 * abs(best):
-            best, at = loss, epoch
-    return at
-
-
-def test_member_zero_is_the_single_network_and_fits_are_reproducible(rng):
+def test_member_zero_is_the_single_network_and_fits_are_reproducible(rng, best_epoch):
     X, y = _two_class(rng)
     kw = {**TINY, "early_stopping": True, "validation_fraction": 0.25}
     torch_state = torch.get_rng_state()
@@ -113,7 +102,7 @@ def test_member_zero_is_the_single_network_and_fits_are_reproducible(rng):
     assert isinstance(ens.history_, list) and len(ens.history_) == 2
     assert ens.n_epochs_.shape == ens.best_epoch_.shape == (2,)
     for h, n, b in zip(ens.history_, ens.n_epochs_, ens.best_epoch_):
-        assert len(h["val_loss"]) == n and b == _best_epoch(h["val_loss"])
+        assert len(h["val_loss"]) == n and b == best_epoch(h["val_loss"])
     assert ens.history_[0] == single.history_
     assert ens.history_[0]["val_loss"] != ens.history_[1]["val_loss"]
 
