@@ -19,6 +19,7 @@ with input-dependent step sizes :math:`\Delta_t`, input and output matrices
 :func:`available_backends`         which backends run here; what ``"auto"`` picks
 :func:`causal_conv1d`              the block's short causal depthwise conv1d
                                    (+ SiLU), fused; differentiable
+:func:`causal_conv1d_update`       its one-step form, in place (streaming)
 :func:`rms_norm`                   the residual stack's RMS normalization;
                                    differentiable
 =================================  ==============================================
@@ -59,7 +60,7 @@ torch.Size([1, 2, 8])
 """
 
 from ._backends import BackendReport, available_backends
-from ._causal_conv import causal_conv1d
+from ._causal_conv import causal_conv1d, causal_conv1d_update
 from ._interface import selective_scan
 from ._reference import selective_scan_ref
 from ._rms_norm import rms_norm
@@ -69,6 +70,7 @@ __all__ = [
     "BackendReport",
     "available_backends",
     "causal_conv1d",
+    "causal_conv1d_update",
     "rms_norm",
     "selective_scan",
     "selective_scan_ref",

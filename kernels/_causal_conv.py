@@ -1,4 +1,5 @@
-"""Public ``causal_conv1d``: the short causal depthwise convolution of the Mamba block.
+"""Public ``causal_conv1d`` (and its one-step form ``causal_conv1d_update``): the short causal
+depthwise convolution of the Mamba block.
 
 Validation and dispatch live here; the PyTorch path is :func:`causal_conv1d_torch`
 and the Triton kernels are in ``_triton_conv``.
@@ -15,7 +16,8 @@ from ._backends import resolve_backend
 from ._interface import INPUT_DTYPES, _as, _check_device, _check_tensor
 from ._math import compute_dtype
 
-__all__ = ["ACTIVATIONS", "causal_conv1d", "causal_conv1d_torch", "validate_conv_inputs"]
+__all__ = ["ACTIVATIONS", "causal_conv1d", "causal_conv1d_torch", "causal_conv1d_update",
+           "causal_conv1d_update_torch", "validate_conv_inputs"]
 
 #: Accepted ``activation=`` values; "swish" is SiLU's other name (mamba_ssm accepts both).
 ACTIVATIONS = (None, "silu", "swish")
@@ -253,3 +255,122 @@ def causal_conv1d(
                 "use backend='torch'"
             )
     return causal_conv1d_torch(x, weight, bias, initial_state, silu)
+
+
+def causal_conv1d_update_torch(x, conv_state, weight, bias=None, silu=False) -> torch.Tensor:
+    """The PyTorch path of :func:`causal_conv1d_update` (inputs already validated).
+
+    Computes in ``weight``'s dtype (the compute dtype) and returns ``(batch, dim)`` in ``x``'s.
+    """
+    cdt = weight.dtype
+    window = torch.cat([conv_state.to(cdt), x.to(cdt)[:, :, None]], dim=-1)  # (b d K)
+    conv_state.copy_(window[:, :, 1:])  # the last K-1 inputs, x now the newest
+    y = (window * weight).sum(-1)  # (b d)
+    if bias is not None:
+        y = y + bias
+    if silu:
+        y = F.silu(y)
+    return y.to(x.dtype)
+
+
+def causal_conv1d_update(
+    x: torch.Tensor,
+    conv_state: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    activation: str | None = None,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    r"""One time step of :func:`causal_conv1d`, for streaming: the output at the new input ``x``.
+
+    With :math:`s` the ``K - 1`` inputs before ``x`` (``conv_state``, oldest
+    first),
+
+    .. math::
+
+        y_{b,d} = \sigma\Big(\beta_d + \sum_{k=0}^{K-2} w_{d,k}\, s_{b,d,k}
+        + w_{d,K-1}\, x_{b,d}\Big),
+
+    and ``conv_state`` is shifted in place to end with ``x``. Stepping through
+    a sequence gives :func:`causal_conv1d`'s output with ``conv_state`` as its
+    ``initial_state``; the same call as causal-conv1d's
+    ``causal_conv1d_update`` [1]_ for a state of exactly ``K - 1`` inputs.
+
+    Parameters
+    ----------
+    x : Tensor, shape ``(batch, dim)``
+        The new input, float32, float16, bfloat16 or float64, in any strides
+        (a slice of a larger projection is read in place).
+    conv_state : Tensor, shape ``(batch, dim, K - 1)``
+        The previous ``K - 1`` inputs, oldest first, in any floating dtype;
+        updated in place. Zeros before the first sample.
+    weight : Tensor, shape ``(dim, K)`` or ``(dim, 1, K)``
+        As in :func:`causal_conv1d`.
+    bias : Tensor, shape ``(dim,)``, optional
+    activation : {None, "silu"}, default None
+    backend : {"auto", "torch", "triton"}, default "auto"
+        ``"triton"``: one kernel (CUDA tensors, or CPU tensors under
+        ``TRITON_INTERPRET=1``; needs a contiguous ``conv_state`` and
+        ``K <= 16``). ``"torch"``: a few PyTorch ops, any device and layout.
+        ``"auto"``: Triton on CUDA when it can, torch otherwise.
+
+    Returns
+    -------
+    y : Tensor, shape ``(batch, dim)``
+        In ``x``'s dtype. Sums are carried in float32 (float64 for float64
+        ``x``). Not differentiable through the Triton kernel (streaming
+        inference); the torch path is ordinary autograd.
+
+    Raises
+    ------
+    TypeError
+        Non-tensor, integer or complex inputs.
+    ValueError
+        Wrong shapes, tensors on several devices, an unknown activation or
+        backend, or ``backend="triton"`` with a non-contiguous ``conv_state``
+        or ``K > 16``.
+
+    References
+    ----------
+    .. [1] T. Dao, causal-conv1d, https://github.com/Dao-AILab/causal-conv1d.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sciamba.kernels import causal_conv1d, causal_conv1d_update
+    >>> b, d, L, K = 2, 3, 6, 4
+    >>> x, w, bias = torch.randn(b, d, L), torch.randn(d, K), torch.randn(d)
+    >>> state = torch.zeros(b, d, K - 1)
+    >>> ys = [causal_conv1d_update(x[..., t], state, w, bias, "silu") for t in range(L)]
+    >>> torch.allclose(torch.stack(ys, -1), causal_conv1d(x, w, bias, "silu"), atol=1e-6)
+    True
+    >>> torch.equal(state, x[..., L - (K - 1):])  # the last K - 1 inputs
+    True
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"x must have shape (batch, dim), got {tuple(x.shape)}")
+    name = resolve_backend(backend, x.device)
+    x3, weight, bias, _, silu = validate_conv_inputs(x[:, :, None], weight, bias, activation)
+    _check_tensor("conv_state", conv_state, "convolutions")
+    _check_device("conv_state", conv_state, x.device, "x")
+    K = weight.shape[1]
+    if tuple(conv_state.shape) != (x.shape[0], x.shape[1], K - 1):
+        raise ValueError(
+            f"conv_state must have shape (batch, dim, K - 1) = {(x.shape[0], x.shape[1], K - 1)}, "
+            f"got {tuple(conv_state.shape)}"
+        )
+    if name == "triton":
+        from ._triton_conv import MAX_K
+
+        why = ("conv_state is updated in place and must be contiguous" if not conv_state.is_contiguous()
+               else f"kernel widths are K <= {MAX_K}, got K = {K}" if K > MAX_K else None)
+        if why is None:
+            from ._triton_step import causal_conv1d_update_triton
+
+            return causal_conv1d_update_triton(x, conv_state, weight, bias, silu)
+        if backend != "auto":
+            raise ValueError(f"backend='triton': {why}; use backend='torch'")
+    return causal_conv1d_update_torch(x, conv_state, weight, bias, silu)

@@ -1,4 +1,5 @@
-r"""Triton kernel of one recurrent selective-scan step (``selective_state_update``).
+r"""Triton kernels of one streaming step: the selective scan's (``selective_state_update``)
+and the causal convolution's (``causal_conv1d_update``).
 
 .. math::
 
@@ -12,8 +13,12 @@ launches (host time eagerly, GPU launch gaps when replayed as a CUDA graph).
 One program owns ``BD`` channels of one batch row and their ``(BD, N)``
 states, read once and written back in place.
 
-This module is private: :func:`sciamba.kernels.selective_state_update`
-validates the inputs and calls :func:`selective_state_update_triton`.
+The convolution's step likewise replaces the half dozen PyTorch ops of a
+window shift, product, sum, bias and SiLU with one launch.
+
+This module is private: :func:`sciamba.kernels.selective_state_update` and
+:func:`sciamba.kernels.causal_conv1d_update` validate the inputs and call
+:func:`selective_state_update_triton` and :func:`causal_conv1d_update_triton`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from ._backends import _interpret_enabled, on_device
 from ._launch import cdiv, launch, next_pow2
 from ._triton_scan import _sigmoid, _softplus
 
-__all__ = ["selective_state_update_triton"]
+__all__ = ["causal_conv1d_update_triton", "selective_state_update_triton"]
 
 
 @triton.jit
@@ -94,4 +99,54 @@ def selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softp
                dim, dim // GB, GB, dim // GC, GC, N=N, NP=NP, BD=BD, HAS_D=D is not None,
                HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=bool(dt_softplus), FAST=fast,
                num_warps=1 if BD * NP <= 1024 else 4)
+    return y
+
+
+@triton.jit
+def _conv_step_kernel(
+    x_ptr,                         # (b, dim), strides sx_b, sx_d
+    state_ptr,                     # (b, dim, K-1), contiguous, updated in place
+    w_ptr, b_ptr,                  # (dim, K), (dim,) in the compute dtype
+    y_ptr,                         # (b, dim), contiguous
+    dim, sx_b, sx_d,
+    K: tl.constexpr, KP: tl.constexpr, BD: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SILU: tl.constexpr,
+):
+    pid_d = tl.program_id(0)
+    pid_b = tl.program_id(1)
+    cdt = w_ptr.dtype.element_ty
+    d = pid_d * BD + tl.arange(0, BD)                               # (BD,)
+    dm = d < dim
+    k = tl.arange(0, KP)                                            # (KP,) window slot, K-1 = x
+    row = pid_b.to(tl.int64) * dim + d                              # (BD,)
+    s_off = row[:, None] * (K - 1) + k[None, :]                     # (BD, KP)
+    x = tl.load(x_ptr + pid_b.to(tl.int64) * sx_b + d.to(tl.int64) * sx_d, mask=dm, other=0.0)
+    old = tl.load(state_ptr + s_off, mask=dm[:, None] & (k < K - 1)[None, :], other=0.0)
+    win = tl.where(k[None, :] == K - 1, x[:, None].to(cdt), old.to(cdt))        # (BD, KP)
+    w = tl.load(w_ptr + d[:, None] * K + k[None, :], mask=dm[:, None] & (k < K)[None, :], other=0.0)
+    p = tl.sum(win * w, axis=1)                                     # (BD,)
+    if HAS_BIAS:
+        p += tl.load(b_ptr + d, mask=dm, other=0.0)
+    if SILU:
+        p = p / (1.0 + tl.exp(-p))
+    tl.store(y_ptr + row, p.to(y_ptr.dtype.element_ty), mask=dm)
+    # Shift the state: slot j takes slot j + 1 (x for the last). Every thread has read
+    # its slots above; the barrier keeps any of them from being overwritten before that.
+    nxt = tl.load(state_ptr + s_off + 1, mask=dm[:, None] & (k < K - 2)[None, :], other=0.0)
+    tl.debug_barrier()
+    new = tl.where(k[None, :] == K - 2, x[:, None].to(state_ptr.dtype.element_ty), nxt)
+    tl.store(state_ptr + s_off, new, mask=dm[:, None] & (k < K - 1)[None, :])
+
+
+def causal_conv1d_update_triton(x, conv_state, weight, bias, silu):
+    """One convolution step with the Triton kernel (inputs validated: ``weight`` ``(dim, K)`` and
+    ``bias`` contiguous in the compute dtype; ``conv_state`` contiguous ``(b, dim, K-1)``)."""
+    b, dim = x.shape
+    K = weight.shape[1]
+    y = torch.empty(b, dim, device=x.device, dtype=x.dtype)
+    BD = max(1, min(next_pow2(dim), 128))
+    with on_device(x):
+        launch(_conv_step_kernel, (cdiv(dim, BD), b), x, conv_state if K > 1 else y, weight,
+               bias if bias is not None else weight, y, dim, x.stride(0), x.stride(1),
+               K=K, KP=next_pow2(K), BD=BD, HAS_BIAS=bias is not None, SILU=bool(silu), num_warps=1)
     return y

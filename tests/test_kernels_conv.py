@@ -438,3 +438,60 @@ def test_triton_refuses_higher_derivatives(rng):
     y = causal_conv1d(x * x, w, activation="silu", backend="torch")
     (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
     assert torch.autograd.grad(g.sum(), x)[0].shape == x.shape
+
+
+# ------------------------------------------------------------- causal_conv1d_update
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=pytest.mark.triton)])
+@pytest.mark.parametrize("K,bias,silu", [(1, True, True), (2, False, True), (4, True, False), (5, True, True)])
+def test_update_steps_equal_the_definition(rng, backend, K, bias, silu):
+    """Stepping from a random state reproduces the float64 definition with that state as
+    ``initial_state``, in place, and leaves the last K - 1 inputs; x is a strided slice (as the
+    Mamba block passes a half of its input projection) and dim crosses block edges."""
+    b, d, L = 3, 37, 9
+    ins = make(rng, b, d, L, K, bias=bias)
+    wide = torch.cat([ins["x"], ins["x"]], 1)  # (b 2d L): x[..., t] below has strides (2dL, L)
+    state = ins["initial_state"].clone()
+    kept = state
+    ys = [cc.causal_conv1d_update(wide[:, :d, t], state, ins["weight"], ins["bias"],
+                                  "silu" if silu else None, backend=backend) for t in range(L)]
+    assert state is kept and ys[0].shape == (b, d) and ys[0].dtype == torch.float64
+    want = reference(ins["x"], ins["weight"], ins["bias"], silu, ins["initial_state"])
+    torch.testing.assert_close(torch.stack(ys, -1), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(state, ins["x"][..., L - (K - 1):], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=pytest.mark.triton)])
+def test_update_half_precision_input_float32_state(rng, backend):
+    """A bfloat16 input with a float32 state (the Mamba block under autocast): sums in float32, the
+    output rounded once to bfloat16, the state holding the inputs exactly."""
+    b, d, L, K = 2, 19, 6, 4
+    ins = make(rng, b, d, L, K, dtype=torch.float32)
+    x = ins["x"].to(torch.bfloat16)
+    state = torch.zeros(b, d, K - 1, device=DEV)
+    ys = torch.stack([cc.causal_conv1d_update(x[..., t], state, ins["weight"], ins["bias"], "silu",
+                                              backend=backend) for t in range(L)], -1)
+    assert ys.dtype == torch.bfloat16
+    want = reference(x, ins["weight"], ins["bias"], True)
+    torch.testing.assert_close(ys.double(), want.to(torch.bfloat16).double(), rtol=8e-3, atol=8e-3)
+    assert torch.equal(state, x[..., L - (K - 1):].float())
+
+
+def test_update_errors(rng):
+    x, w = torch.zeros(2, 3, device=DEV), torch.zeros(3, 4, device=DEV)
+    with pytest.raises(ValueError, match=r"conv_state must have shape \(batch, dim, K - 1\) = \(2, 3, 3\)"):
+        cc.causal_conv1d_update(x, torch.zeros(2, 3, 4, device=DEV), w)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, dim\)"):
+        cc.causal_conv1d_update(x[:, :, None], torch.zeros(2, 3, 3, device=DEV), w)
+    with pytest.raises(TypeError, match="conv_state"):
+        cc.causal_conv1d_update(x, torch.zeros(2, 3, 3, dtype=torch.int64, device=DEV), w)
+    with pytest.raises(ValueError, match="unknown activation"):
+        cc.causal_conv1d_update(x, torch.zeros(2, 3, 3, device=DEV), w, activation="relu")
+
+
+@pytest.mark.triton
+def test_update_triton_needs_a_contiguous_state(rng):
+    x, w = torch.zeros(2, 3, device=DEV), torch.zeros(3, 4, device=DEV)
+    strided = torch.zeros(2, 3, 6, device=DEV)[..., 3:]
+    with pytest.raises(ValueError, match="conv_state is updated in place and must be contiguous"):
+        cc.causal_conv1d_update(x, strided, w, backend="triton")
+    cc.causal_conv1d_update(x, strided, w, backend="torch")  # the torch path takes any layout
