@@ -155,6 +155,24 @@ def test_step_equals_parallel(rng, L, with_gaps):
     assert state.nbytes() == nbytes  # the state does not grow with t
 
 
+@pytest.mark.triton
+@pytest.mark.parametrize("with_gaps", [False, True])
+def test_triton_step_equals_parallel(rng, with_gaps):
+    """The streaming step through the Triton kernels (the convolution's and the scan's steps)
+    reproduces the parallel forward of the torch backend, from a prefilled state."""
+    _seed(rng)
+    ref = Mamba(16, 2, d_state=4, d_conv=4, bias=with_gaps, backend="torch").eval()
+    net = Mamba(16, 2, d_state=4, d_conv=4, bias=with_gaps, backend="triton").eval()
+    net.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 11, 16)
+    gaps = _gaps(rng, 3, 11) if with_gaps else None
+    with torch.no_grad():
+        y = ref(x, gaps)
+        _, state = ref(x[:, :5], None if gaps is None else gaps[:, :5], return_state=True)
+        ys = [net.step(x[:, t], state, None if gaps is None else gaps[:, t])[0] for t in range(5, 11)]
+    assert _rel(torch.stack(ys, 1), y[:, 5:]) < 1e-5
+
+
 @pytest.mark.parametrize("splits", [[1, 1, 1, 1], [2, 9, 1, 20], [17, 15], [3, 0, 29]])
 def test_chunked_forward_equals_one_pass(rng, splits):
     _seed(rng)

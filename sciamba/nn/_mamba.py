@@ -447,7 +447,11 @@ class MambaBlock(nn.Module):
         out = out.transpose(1, 2)  # (b L d), a view
         if pad is not None:
             out = out.masked_fill(pad[..., None], 0.0)
-        return out, (MambaBlockState(conv=conv_state, ssm=ssm_state) if need_state else None)
+        if not need_state:
+            return out, None
+        # Contiguous, so that step() can update them in place through the Triton kernels
+        # (the conv state is a slice of the padded input, the torch scan's a view).
+        return out, MambaBlockState(conv=conv_state.contiguous(), ssm=ssm_state.contiguous())
 
     # ---------------------------------------------------------------- streaming
     def allocate_state(
@@ -496,17 +500,13 @@ class MambaBlock(nn.Module):
         pad: torch.Tensor | None,
         state: MambaBlockState,
     ) -> tuple[torch.Tensor, MambaBlockState]:
-        N, R, k = self.d_state, self.dt_rank, self.d_conv
+        N, R = self.d_state, self.dt_rank
         xi, z = self.in_proj(x_t).chunk(2, dim=-1)  # (b E), (b E)
         if pad is not None:
             xi = xi.masked_fill(pad[:, None], 0.0)
-        window = torch.cat([state.conv.to(xi.dtype), xi[:, :, None]], dim=-1)  # (b E k)
-        if k > 1:
-            state.conv.copy_(window[:, :, 1:])
-        u = (window * self.conv1d.weight[:, 0, :]).sum(-1)  # (b E)
-        if self.conv1d.bias is not None:
-            u = u + self.conv1d.bias
-        u = F.silu(u)  # (b E)
+        # The conv window shifted in place, its product, bias and SiLU: one kernel on CUDA.
+        u = kernels.causal_conv1d_update(xi, state.conv, self.conv1d.weight, self.conv1d.bias, "silu",
+                                         backend=self.backend)  # (b E), xi's dtype
         dt, Bm, Cm = torch.split(self.x_proj(u), [R, N, N], dim=-1)  # (b R), (b N), (b N)
         dt = F.linear(dt, self.dt_proj.weight)  # (b E)
         # Under autocast the products come out in its dtype while the convolution's
@@ -775,8 +775,11 @@ class Mamba(nn.Module):
     def _step(self, x_t: torch.Tensor, gap: torch.Tensor | None, state: MambaState) -> torch.Tensor:
         """The step's arithmetic on checked inputs: no host synchronization (CUDA-graph capturable)."""
         pad = None if gap is None else gap == 0
-        h = x_t
-        for layer, s in zip(self.layers, state.layers):
-            y, _ = layer.mixer._step(layer.norm(h), gap, pad, s)
-            h = h + layer.dropout(y)
-        return self.norm_f(h)
+        h = x_t  # (b d), the residual stream
+        hn = self.layers[0].norm(h)
+        for i, layer in enumerate(self.layers):
+            y, _ = layer.mixer._step(hn, gap, pad, state.layers[i])
+            # h <- h + y and the next norm in one pass, as in forward
+            norm = self.norm_f if i + 1 == len(self.layers) else self.layers[i + 1].norm
+            hn, h = norm(layer.dropout(y), residual=h)  # (b d), (b d)
+        return hn
