@@ -161,11 +161,12 @@ def test_triton_step_equals_parallel(rng, with_gaps):
     """The streaming step through the Triton kernels (the convolution's and the scan's steps)
     reproduces the parallel forward of the torch backend, from a prefilled state."""
     _seed(rng)
-    ref = Mamba(16, 2, d_state=4, d_conv=4, bias=with_gaps, backend="torch").eval()
-    net = Mamba(16, 2, d_state=4, d_conv=4, bias=with_gaps, backend="triton").eval()
+    dev = "cuda" if torch.cuda.is_available() else "cpu"  # compiled, or interpreted on the CPU
+    ref = Mamba(16, 2, d_state=4, d_conv=4, bias=with_gaps, backend="torch").eval().to(dev)
+    net = Mamba(16, 2, d_state=4, d_conv=4, bias=with_gaps, backend="triton").eval().to(dev)
     net.load_state_dict(ref.state_dict())
-    x = torch.randn(3, 11, 16)
-    gaps = _gaps(rng, 3, 11) if with_gaps else None
+    x = torch.randn(3, 11, 16, device=dev)
+    gaps = _gaps(rng, 3, 11).to(dev) if with_gaps else None
     with torch.no_grad():
         y = ref(x, gaps)
         _, state = ref(x[:, :5], None if gaps is None else gaps[:, :5], return_state=True)
