@@ -509,8 +509,8 @@ class MambaBlock(nn.Module):
                                          backend=self.backend)  # (b E), xi's dtype
         dt, Bm, Cm = torch.split(self.x_proj(u), [R, N, N], dim=-1)  # (b R), (b N), (b N)
         dt = F.linear(dt, self.dt_proj.weight)  # (b E)
-        # Under autocast the products come out in its dtype while the convolution's
-        # sum promoted u to the parameters' dtype; the step takes one activation dtype.
+        # The state update takes one activation dtype; u has xi's, and dt and z come from
+        # products that autocast may run in another (no-ops when they agree).
         dt, z = dt.to(u.dtype), z.to(u.dtype)
         A = -torch.exp(_f32(self.A_log))  # (E N)
         if scale is None:
