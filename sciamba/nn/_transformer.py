@@ -135,7 +135,9 @@ class TransformerEncoder(nn.Module):
     """Pre-norm Transformer encoder, ``(batch, L, d_model) -> (batch, L, d_model)``.
 
     Attention runs through :func:`torch.nn.functional.scaled_dot_product_attention`,
-    which picks FlashAttention or memory-efficient attention on the GPU. A causal
+    which picks FlashAttention or memory-efficient attention on the GPU (a float32
+    cached step, one query against the whole cache, uses two batched products
+    instead: SDPA's float32 kernel left the GPU mostly idle there). A causal
     encoder also streams with a key-value cache (:meth:`allocate_state`,
     :meth:`step`), the baseline Mamba's O(1) recurrent step is compared against:
     a cached step costs O(t) time at position t and the cache O(L) memory.
