@@ -239,10 +239,13 @@ def test_forecaster_learns_a_sine(rng):
                         learning_rate=3e-3, early_stopping=False, device="cpu",
                         random_state=0).fit(x[:-4])
     pred = f.predict()
-    err = np.abs(pred - x[-4:]).max()
-    naive = np.abs(x[-5] - x[-4:]).max()
-    # Sweep of 8 noise draws: max error 0.06-0.10 against a naive 0.64-0.82;
-    # mean error against the noise-free sine 0.02-0.03.
+    # Both errors against the noise-free sine: the noise of the last 4 values cannot be
+    # forecast, and counting it made the test fail for about 3% of draws (2 of 60; CI seed
+    # 115309805: 0.154 against 0.3 x 0.485, the naive error being small in that draw).
+    # Sweep of 61 draws (2026-11-25): max error 0.02-0.10 against a naive 0.54-0.79 (ratio
+    # at most 0.18); mean error 0.01-0.04.
+    err = np.abs(pred - clean[-4:]).max()
+    naive = np.abs(x[-5] - clean[-4:]).max()
     assert err < 0.3 * naive, (err, naive)
     assert np.abs(pred - clean[-4:]).mean() < 0.1
 
