@@ -260,17 +260,13 @@ def causal_conv1d(
 def causal_conv1d_update_torch(x, conv_state, weight, bias=None, silu=False) -> torch.Tensor:
     """The PyTorch path of :func:`causal_conv1d_update` (inputs already validated).
 
-    Computes in ``weight``'s dtype (the compute dtype) and returns ``(batch, dim)`` in ``x``'s.
+    :func:`causal_conv1d_torch` over the one new step with ``conv_state`` as its history, then
+    the state shifted to end with ``x``. Returns ``(batch, dim)`` in ``x``'s dtype.
     """
-    cdt = weight.dtype
-    window = torch.cat([conv_state.to(cdt), x.to(cdt)[:, :, None]], dim=-1)  # (b d K)
-    conv_state.copy_(window[:, :, 1:])  # the last K-1 inputs, x now the newest
-    y = (window * weight).sum(-1)  # (b d)
-    if bias is not None:
-        y = y + bias
-    if silu:
-        y = F.silu(y)
-    return y.to(x.dtype)
+    y = causal_conv1d_torch(x[:, :, None], weight, bias, conv_state, silu)[:, :, 0]  # (b d)
+    if conv_state.shape[-1] > 0:  # K > 1: the last K-1 inputs, x now the newest
+        conv_state.copy_(torch.cat([conv_state[:, :, 1:], x[:, :, None].to(conv_state.dtype)], dim=-1))
+    return y
 
 
 def causal_conv1d_update(
@@ -353,7 +349,7 @@ def causal_conv1d_update(
     if x.dim() != 2:
         raise ValueError(f"x must have shape (batch, dim), got {tuple(x.shape)}")
     name = resolve_backend(backend, x.device)
-    x3, weight, bias, _, silu = validate_conv_inputs(x[:, :, None], weight, bias, activation)
+    _, weight, bias, _, silu = validate_conv_inputs(x[:, :, None], weight, bias, activation)
     _check_tensor("conv_state", conv_state, "convolutions")
     _check_device("conv_state", conv_state, x.device, "x")
     K = weight.shape[1]
