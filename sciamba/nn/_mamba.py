@@ -21,6 +21,7 @@ from sciamba.ssm import s4d_init
 
 from ._checks import check_dropout, check_gaps, check_positive_int, check_sequence, check_step_gap
 from ._mamba_inner import mamba_inner
+from ._mamba_step import fused_step_applies, stack_step
 from ._norm import RMSNorm
 
 __all__ = ["MambaBlock", "Mamba", "MambaBlockState", "MambaState", "selective_ssm"]
@@ -774,6 +775,8 @@ class Mamba(nn.Module):
 
     def _step(self, x_t: torch.Tensor, gap: torch.Tensor | None, state: MambaState) -> torch.Tensor:
         """The step's arithmetic on checked inputs: no host synchronization (CUDA-graph capturable)."""
+        if fused_step_applies(self, x_t, gap, state):
+            return stack_step(self, x_t, state)  # two launches a layer (see _mamba_step)
         pad = None if gap is None else gap == 0
         h = x_t  # (b d), the residual stream
         hn = self.layers[0].norm(h)

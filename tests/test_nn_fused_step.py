@@ -1,0 +1,134 @@
+"""Mamba.step through the fused layer-step kernels (two Triton launches a layer).
+
+Compiled on CUDA, interpreted on the CPU (``TRITON_INTERPRET=1``, as CI runs
+them). The oracle is the same network's parallel forward in float64 through
+the torch backend: another algorithm (a chunked scan over the whole
+sequence, cuBLAS/ATen products) in another precision.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from sciamba.nn import Mamba
+from sciamba.nn import _mamba_step
+
+pytestmark = pytest.mark.triton
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"  # compiled, or interpreted on the CPU
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
+
+
+def _nets(rng, d_model: int, n_layers: int, **kw) -> tuple[Mamba, Mamba]:
+    """A float32 Triton network with perturbed weights (biases, D and norms off their
+    initial values, so every term shows) and its float64 torch-backend twin."""
+    torch.manual_seed(int(rng.integers(2**31)))
+    net = Mamba(d_model, n_layers, backend="triton", **kw).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.2 * torch.randn_like(p) * p.abs().mean().clamp_min(0.1))
+    ref = copy.deepcopy(net).double()
+    for blk in ref.blocks():
+        blk.backend = "torch"
+    return net.to(DEV), ref
+
+
+@pytest.mark.parametrize(
+    "d_model, n_layers, batch, L, kw",
+    [
+        (16, 2, 3, 9, {}),
+        # odd widths, ranks and state sizes; biases on; a window longer than the sequence
+        (7, 3, 5, 3, dict(d_state=5, d_conv=4, dt_rank=3, bias=True)),
+        # E = 99: four channel tiles, the last partial; two row blocks (9 rows); no conv bias
+        (33, 2, 9, 6, dict(d_state=3, d_conv=2, expand=3, conv_bias=False)),
+        # a width-1 convolution (no window state), one layer
+        (12, 1, 1, 5, dict(d_conv=1, d_state=1, dt_rank=1)),
+    ],
+)
+def test_fused_step_equals_parallel_float64(rng, d_model, n_layers, batch, L, kw):
+    net, ref = _nets(rng, d_model, n_layers, **kw)
+    x = torch.randn(batch, L, d_model, dtype=torch.float64)
+    with torch.no_grad():
+        y_ref, s_ref = ref(x, return_state=True)
+        state = net.allocate_state(batch)
+        x32 = x.float().to(DEV)
+        assert _mamba_step.fused_step_applies(net, x32[:, 0], None, state)
+        ys = [net.step(x32[:, t], state)[0] for t in range(L)]
+    assert _rel(torch.stack(ys, 1).cpu(), y_ref) < 1e-5
+    for got, want in zip(state.layers, s_ref.layers):  # the states, updated in place
+        assert _rel(got.ssm.cpu(), want.ssm) < 1e-5
+        if got.conv.numel():
+            assert _rel(got.conv.cpu(), want.conv) < 1e-5
+
+
+def test_fused_step_continues_a_prefilled_state(rng):
+    """From the state a parallel forward returns, as a stream continues a recording."""
+    net, ref = _nets(rng, 20, 2, d_state=6)
+    x = torch.randn(4, 13, 20, dtype=torch.float64)
+    with torch.no_grad():
+        y_ref = ref(x)
+        _, state = net(x[:, :8].float().to(DEV), return_state=True)
+        ys = [net.step(x[:, t].float().to(DEV), state)[0] for t in range(8, 13)]
+    assert _rel(torch.stack(ys, 1).cpu(), y_ref[:, 8:]) < 1e-5
+
+
+def test_fused_step_equals_layer_by_layer_step(rng, monkeypatch):
+    """The fused step and the per-op step give the same outputs and states."""
+    net, _ = _nets(rng, 24, 2, d_state=4, bias=True)
+    x = torch.randn(6, 7, 24, device=DEV)
+    with torch.no_grad():
+        s1, s2 = net.allocate_state(6), net.allocate_state(6)
+        y1 = torch.stack([net.step(x[:, t], s1)[0] for t in range(7)], 1)
+        monkeypatch.setattr(_mamba_step, "fused_step_applies", lambda *a: False)
+        monkeypatch.setattr("sciamba.nn._mamba.fused_step_applies", lambda *a: False)
+        y2 = torch.stack([net.step(x[:, t], s2)[0] for t in range(7)], 1)
+    assert _rel(y1, y2) < 1e-6
+    for a, b in zip(s1.layers, s2.layers):
+        assert _rel(a.ssm, b.ssm) < 1e-6 and _rel(a.conv, b.conv) < 1e-6
+
+
+def test_fused_step_only_where_it_computes_the_same_thing(rng):
+    """Gaps, a recorded gradient, dropout in training, float64 and non-contiguous states
+    take the layer-by-layer step."""
+    net, _ = _nets(rng, 8, 1)
+    x = torch.randn(2, 8, device=DEV)
+    state = net.allocate_state(2)
+    applies = _mamba_step.fused_step_applies
+    with torch.no_grad():
+        assert applies(net, x, None, state)
+        assert not applies(net, x, torch.ones(2, device=DEV), state)
+        assert not applies(net, x.double(), None, state)
+        strided = copy.deepcopy(state)
+        strided.layers[0].ssm = strided.layers[0].ssm.transpose(1, 2).contiguous().transpose(1, 2)
+        assert not applies(net, x, None, strided)
+    assert not applies(net, x, None, state)  # grad mode on, parameters that require grad
+    drop = Mamba(8, 1, dropout=0.1, backend="triton").to(DEV).train()
+    with torch.no_grad():
+        assert not applies(drop, x, None, drop.allocate_state(2))
+        drop.eval()
+        assert applies(drop, x, None, drop.allocate_state(2))
+    torch_net = Mamba(8, 1, backend="torch").to(DEV).eval()
+    with torch.no_grad():
+        assert not applies(torch_net, x, None, torch_net.allocate_state(2))
+
+
+def test_step_with_gaps_still_matches_after_fused_steps(rng):
+    """Fused steps (no gap) and gapped layer-by-layer steps share one state."""
+    net, ref = _nets(rng, 16, 2)
+    x = torch.randn(3, 6, 16, dtype=torch.float64)
+    gaps = torch.ones(3, 6, dtype=torch.float64)
+    gaps[:, 3] = 2.5
+    with torch.no_grad():
+        y_ref = ref(x, gaps)
+        state = net.allocate_state(3)
+        ys = []
+        for t in range(6):
+            g = None if t != 3 else gaps[:, t].float().to(DEV)
+            ys.append(net.step(x[:, t].float().to(DEV), state, g)[0])
+    assert _rel(torch.stack(ys, 1).cpu(), y_ref) < 1e-5
