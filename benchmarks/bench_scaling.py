@@ -217,6 +217,7 @@ def _kernel_ms(fn) -> float:
     return sum(e.self_device_time_total for e in prof.key_averages()) / 1e3
 
 
+@torch.no_grad()  # inference, as streaming runs: no graph recorded for either model
 def bench_streaming(mamba, transformer, context: int, n_steps: int, batch: int, d_model: int) -> dict:
     """Steps per second of ``n_steps`` generation steps after a ``context``-long prefill, float32.
 
@@ -303,6 +304,8 @@ def _markdown(meta: dict, train: list[dict], million: dict, stream: list[dict]) 
         "| Transformer peak GB | Transformer / Mamba eager (1-thread, graphed) |",
         "|---|---|---|---|---|---|",
     ]
+    if not train:  # --streaming-only
+        del lines[2:]
     by = {(r["model"], r["L"]): r for r in train}
     for L in sorted({r["L"] for r in train}):
         m, t = by[("mamba", L)], by[("transformer", L)]
@@ -329,11 +332,12 @@ def _markdown(meta: dict, train: list[dict], million: dict, stream: list[dict]) 
         mx, my = sum(Ls) / n, sum(act) / n
         slope = sum((a - mx) * (b - my) for a, b in zip(Ls, act)) / sum((a - mx) ** 2 for a in Ls)
         lines.append(f"\nMamba training memory above the weights grows as L^{slope:.2f} (log-log fit; 1 = linear).")
-    lines.append(
-        f"\nMamba forward (inference, no gradient), batch 1, L = {million['L']:,}: {million['ms']:.0f} ms, "
-        f"peak {million['peak_gb']:.2f} GB, "
-        f"finite output: {million['finite']}."
-    )
+    if million:
+        lines.append(
+            f"\nMamba forward (inference, no gradient), batch 1, L = {million['L']:,}: {million['ms']:.0f} ms, "
+            f"peak {million['peak_gb']:.2f} GB, "
+            f"finite output: {million['finite']}."
+        )
     lines.append(
         f"\nStreaming generation at {meta['context']:,} context, float32, {meta['n_steps']} steps after the "
         "prefill, steps per second: *as run* (eager, or replayed from a CUDA graph by `GraphedStep`) and "
@@ -366,6 +370,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="also write the raw numbers here")
     ap.add_argument("--profile", type=int, default=0, metavar="L",
                     help="only profile one Mamba and one Transformer training step at length L")
+    ap.add_argument("--streaming-only", action="store_true", help="only the streaming table")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench_scaling needs a CUDA device; none found, nothing measured.")
@@ -379,7 +384,8 @@ def main(argv=None) -> int:
     million = 65536 if args.fast else 1_000_000
     # Streaming at bench's batch and at a larger one, where the KV cache's reads, not the
     # host, decide the Transformer's step (the regime of the Mamba paper's throughput figure).
-    context, n_steps, stream_batches = (1024, 50, (8,)) if args.fast else (8192, 200, (8, 64))
+    # Batch 1: one recording streamed sample by sample.
+    context, n_steps, stream_batches = (1024, 50, (8,)) if args.fast else (8192, 200, (1, 8, 64))
 
     mamba = Mamba(d_model, n_layers).cuda()
     m_params = describe(mamba).n_params
@@ -397,10 +403,12 @@ def main(argv=None) -> int:
     if args.profile:
         profile_step({"mamba": mamba, "transformer": transformer}, args.profile, batch, d_model)
         return 0
-    train = bench_training({"mamba": mamba, "transformer": transformer}, lengths, batch, d_model,
-                           reps=2 if args.fast else 3)
-    mil = bench_million(mamba.eval(), million, d_model)
-    print(f"  1M forward: {mil}", flush=True)
+    train, mil = [], None
+    if not args.streaming_only:
+        train = bench_training({"mamba": mamba, "transformer": transformer}, lengths, batch, d_model,
+                               reps=2 if args.fast else 3)
+        mil = bench_million(mamba.eval(), million, d_model)
+        print(f"  1M forward: {mil}", flush=True)
     stream = []
     for b in stream_batches:
         stream.append(bench_streaming(mamba.eval(), transformer.eval(), context, n_steps, b, d_model))
