@@ -57,69 +57,55 @@ __all__ = ["final_kernel", "in_kernel", "out_kernel"]
 
 
 @triton.jit
-def _residual_tile(h_ptr, p_ptr, ob_ptr, rows, rm, dd, dm, b, d, T,
-                   HAS_P: tl.constexpr, HAS_OB: tl.constexpr):
-    """``h + sum_t P[t] (+ b_out)`` on a ``(BB, BD)`` tile: the previous layer's output added."""
-    m = rm[:, None] & dm[None, :]                                                   # (BB, BD)
-    off = rows.to(tl.int64)[:, None] * d + dd[None, :]                              # (BB, BD)
-    h = tl.load(h_ptr + off, mask=m, other=0.0).to(tl.float32)                      # (BB, BD)
-    if HAS_P:
-        o = tl.zeros_like(h)
-        for t in range(T):  # the partials in a fixed order: deterministic
-            o += tl.load(p_ptr + t * b * d + off, mask=m, other=0.0)
-        if HAS_OB:
-            o += tl.load(ob_ptr + dd, mask=dm, other=0.0)[None, :]
-        h += o
-    return h, off, m
+def _mm(a, w, acc):
+    """``acc + a @ w`` ``(BB, K) @ (K, M)`` in float32, a broadcast product summed in registers.
 
-
-@triton.jit
-def _rstd(h_ptr, p_ptr, ob_ptr, rows, rm, b, d, T, eps_hi, eps_lo,
-          HAS_P: tl.constexpr, HAS_OB: tl.constexpr, BB: tl.constexpr, BD: tl.constexpr):
-    """``1 / sqrt(mean(h^2) + eps)`` of the residual rows ``(BB,)``, in ``BD``-column passes."""
-    ss = tl.zeros([BB], dtype=tl.float32)
-    for d0 in range(0, d, BD):
-        dd = d0 + tl.arange(0, BD)
-        h, _, _ = _residual_tile(h_ptr, p_ptr, ob_ptr, rows, rm, dd, dd < d, b, d, T, HAS_P, HAS_OB)
-        ss += tl.sum(h * h, axis=1)
-    # eps as two float32 scalars, as the norm kernel takes it (a float64 eps to ~1e-16).
-    return 1.0 / tl.sqrt(ss / d + eps_hi + eps_lo)                                  # (BB,)
+    Any row count (``tl.dot`` needs 16 rows, and at these sizes its 16-row form was the
+    slower: H100, 2026-11-25, a 4-layer step at batch 8 took 116 us with it against 76).
+    """
+    return acc + tl.sum(a[:, :, None] * w[None, :, :], axis=1)
 
 
 @triton.jit
 def in_kernel(
-    h_ptr, p_ptr, ob_ptr,          # residual (b, d); previous output's partials (T, b, d), bias (d,)
-    hout_ptr,                      # (b, d) the new residual, written by the tile-0 programs
+    h_ptr,                         # (b, d) the residual stream
     nw_ptr,                        # (d,) norm weight
     w_ptr, wb_ptr,                 # in_proj (2E, d), its bias (2E,)
     cw_ptr, cb_ptr,                # conv weight (E, K), bias (E,)
     cs_ptr,                        # (b, E, K-1) conv window, shifted in place
+    xw_ptr,                        # x_proj (R + 2N, E)
     u_ptr, z_ptr,                  # (b, E) float32 outputs
-    b, d, E, T, eps_hi, eps_lo,
+    xp_ptr,                        # (b, T, J) float32: this tile's part of x_proj u, J = R + 2N
+    b, d, E, T, J, eps_hi, eps_lo,
     K: tl.constexpr, KP: tl.constexpr, BB: tl.constexpr, BE: tl.constexpr, BD: tl.constexpr,
-    HAS_P: tl.constexpr, HAS_OB: tl.constexpr, HAS_WB: tl.constexpr, HAS_CB: tl.constexpr,
+    JP: tl.constexpr, HAS_WB: tl.constexpr, HAS_CB: tl.constexpr,
 ):
     pid_e = tl.program_id(0)
     rows = tl.program_id(1) * BB + tl.arange(0, BB)                                 # (BB,)
     rm = rows < b
     e = pid_e * BE + tl.arange(0, BE)                                               # (BE,)
     em = e < E
-    r = _rstd(h_ptr, p_ptr, ob_ptr, rows, rm, b, d, T, eps_hi, eps_lo, HAS_P, HAS_OB, BB, BD)
+    # One pass over the rows: the norm's 1/rms is a factor of each row, so the products
+    # take h * w and are scaled once the sum of squares is complete.
+    ss = tl.zeros([BB], dtype=tl.float32)
     x = tl.zeros([BB, BE], dtype=tl.float32)
     z = tl.zeros([BB, BE], dtype=tl.float32)
     for d0 in range(0, d, BD):
         dd = d0 + tl.arange(0, BD)                                                  # (BD,)
         dm = dd < d
-        h, off, m = _residual_tile(h_ptr, p_ptr, ob_ptr, rows, rm, dd, dm, b, d, T, HAS_P, HAS_OB)
-        if HAS_P:  # without a previous output the residual is the input itself
-            if pid_e == 0:
-                tl.store(hout_ptr + off, h.to(hout_ptr.dtype.element_ty), mask=m)
-        hn = h * r[:, None] * tl.load(nw_ptr + dd, mask=dm, other=0.0)[None, :]    # (BB, BD)
-        wm = em[:, None] & dm[None, :]
-        wx = tl.load(w_ptr + e.to(tl.int64)[:, None] * d + dd[None, :], mask=wm, other=0.0)        # (BE, BD)
-        wz = tl.load(w_ptr + (E + e).to(tl.int64)[:, None] * d + dd[None, :], mask=wm, other=0.0)
-        x += tl.sum(hn[:, None, :] * wx[None, :, :], axis=2)                        # (BB, BE)
-        z += tl.sum(hn[:, None, :] * wz[None, :, :], axis=2)
+        h = tl.load(h_ptr + rows.to(tl.int64)[:, None] * d + dd[None, :],
+                    mask=rm[:, None] & dm[None, :], other=0.0).to(tl.float32)      # (BB, BD)
+        ss += tl.sum(h * h, axis=1)
+        hw = h * tl.load(nw_ptr + dd, mask=dm, other=0.0)[None, :]                 # (BB, BD)
+        wm = dm[:, None] & em[None, :]                                              # (BD, BE)
+        wx = tl.load(w_ptr + e.to(tl.int64)[None, :] * d + dd[:, None], mask=wm, other=0.0)        # (BD, BE)
+        wz = tl.load(w_ptr + (E + e).to(tl.int64)[None, :] * d + dd[:, None], mask=wm, other=0.0)
+        x = _mm(hw, wx, x)                                                     # (BB, BE)
+        z = _mm(hw, wz, z)
+    # eps as two float32 scalars, as the norm kernel takes it (a float64 eps to ~1e-16).
+    r = 1.0 / tl.sqrt(ss / d + eps_hi + eps_lo)                                     # (BB,)
+    x = x * r[:, None]
+    z = z * r[:, None]
     if HAS_WB:
         x += tl.load(wb_ptr + e, mask=em, other=0.0)[None, :]
         z += tl.load(wb_ptr + E + e, mask=em, other=0.0)[None, :]
@@ -135,9 +121,15 @@ def in_kernel(
     u = tl.sum(win * cw[None, :, :], axis=2)                                        # (BB, BE)
     if HAS_CB:
         u += tl.load(cb_ptr + e, mask=em, other=0.0)[None, :]
-    u = u * _sigmoid(u, False)
+    u = tl.where(m2, u * _sigmoid(u, False), 0.0)
     tl.store(u_ptr + row, u, mask=m2)
     tl.store(z_ptr + row, z, mask=m2)
+    # This tile's part of (delta, B, C) = x_proj u.
+    j = tl.arange(0, JP)                                                            # (JP,)
+    wj = tl.load(xw_ptr + j[None, :] * E + e[:, None], mask=em[:, None] & (j < J)[None, :], other=0.0)  # (BE, JP)
+    xp = _mm(u, wj, tl.zeros([BB, JP], dtype=tl.float32))                       # (BB, JP)
+    tl.store(xp_ptr + (rows.to(tl.int64) * T + pid_e)[:, None] * J + j[None, :], xp,
+             mask=rm[:, None] & (j < J)[None, :])
     # Shift the window: slot j takes slot j + 1, the last x's. Every thread has read its
     # slots above; the barrier keeps any of them from being overwritten before that.
     nxt = tl.load(cs_ptr + s_off + 1, mask=m2[:, :, None] & (k < K - 2)[None, None, :], other=0.0)
@@ -147,46 +139,39 @@ def in_kernel(
 
 
 @triton.jit
-def out_kernel(
-    u_ptr, z_ptr,                  # (b, E) float32, from in_kernel
-    xw_ptr,                        # x_proj (R + 2N, E)
+def _x_proj_part(xp_ptr, rows, rm, T, J, j0, n, cnt, TP: tl.constexpr):
+    """Columns ``j0 .. j0 + cnt`` of ``x_proj u`` ``(BB, len(n))``: the T tiles' parts summed in order."""
+    t = tl.arange(0, TP)                                                            # (TP,)
+    off = (rows.to(tl.int64)[:, None, None] * T + t[None, :, None]) * J + j0 + n[None, None, :]
+    m = rm[:, None, None] & (t < T)[None, :, None] & (n < cnt)[None, None, :]
+    return tl.sum(tl.load(xp_ptr + off, mask=m, other=0.0), axis=1)                # (BB, len(n))
+
+
+@triton.jit
+def ssm_kernel(
+    u_ptr, z_ptr, xp_ptr,          # (b, E), (b, E), (b, T, J) float32, from in_kernel
     dw_ptr, db_ptr,                # dt_proj weight (E, R), bias (E,)
     alog_ptr, D_ptr,               # (E, N), (E,)
     s_ptr,                         # (b, E, N) float32 state, updated in place
-    ow_ptr,                        # out_proj (d, E)
-    p_ptr,                         # (T, b, d) float32: this tile's part of out_proj y
-    b, d, E, R, N,
-    RP: tl.constexpr, NP: tl.constexpr, BB: tl.constexpr, BE: tl.constexpr,
-    BC: tl.constexpr, BO: tl.constexpr, FAST: tl.constexpr,
+    y_ptr,                         # (b, E) float32 gated output
+    b, E, R, N, T, J,
+    RP: tl.constexpr, NP: tl.constexpr, TP: tl.constexpr, BB: tl.constexpr, BE: tl.constexpr,
+    FAST: tl.constexpr,
 ):
     pid_e = tl.program_id(0)
     rows = tl.program_id(1) * BB + tl.arange(0, BB)                                 # (BB,)
     rm = rows < b
     rr = tl.arange(0, RP)                                                           # (RP,)
     n = tl.arange(0, NP)                                                            # (NP,)
-    # (delta, B, C) = x_proj(u) over all E channels of these rows, BC channels at a time.
-    dl = tl.zeros([BB, RP], dtype=tl.float32)
-    Bm = tl.zeros([BB, NP], dtype=tl.float32)
-    Cm = tl.zeros([BB, NP], dtype=tl.float32)
-    for c0 in range(0, E, BC):
-        c = c0 + tl.arange(0, BC)                                                   # (BC,)
-        cm = c < E
-        uc = tl.load(u_ptr + rows.to(tl.int64)[:, None] * E + c[None, :],
-                     mask=rm[:, None] & cm[None, :], other=0.0)                     # (BB, BC)
-        wr = tl.load(xw_ptr + rr[:, None] * E + c[None, :], mask=(rr < R)[:, None] & cm[None, :], other=0.0)
-        wB = tl.load(xw_ptr + (R + n)[:, None] * E + c[None, :], mask=(n < N)[:, None] & cm[None, :], other=0.0)
-        wC = tl.load(xw_ptr + (R + N + n)[:, None] * E + c[None, :], mask=(n < N)[:, None] & cm[None, :],
-                     other=0.0)
-        dl += tl.sum(uc[:, None, :] * wr[None, :, :], axis=2)                       # (BB, RP)
-        Bm += tl.sum(uc[:, None, :] * wB[None, :, :], axis=2)                       # (BB, NP)
-        Cm += tl.sum(uc[:, None, :] * wC[None, :, :], axis=2)
-
+    dl = _x_proj_part(xp_ptr, rows, rm, T, J, 0, rr, R, TP)                         # (BB, RP)
+    Bm = _x_proj_part(xp_ptr, rows, rm, T, J, R, n, N, TP)                          # (BB, NP)
+    Cm = _x_proj_part(xp_ptr, rows, rm, T, J, R + N, n, N, TP)                      # (BB, NP)
     e = pid_e * BE + tl.arange(0, BE)                                               # (BE,)
     em = e < E
     m2 = rm[:, None] & em[None, :]                                                  # (BB, BE)
     row = rows.to(tl.int64)[:, None] * E + e[None, :]                               # (BB, BE)
-    wd = tl.load(dw_ptr + e[:, None] * R + rr[None, :], mask=em[:, None] & (rr < R)[None, :], other=0.0)
-    dt = tl.sum(dl[:, None, :] * wd[None, :, :], axis=2)                            # (BB, BE)
+    wd = tl.load(dw_ptr + e[None, :] * R + rr[:, None], mask=(rr < R)[:, None] & em[None, :], other=0.0)
+    dt = _mm(dl, wd, tl.zeros([BB, BE], dtype=tl.float32))                      # (BB, BE)
     dt = _softplus(dt + tl.load(db_ptr + e, mask=em, other=0.0)[None, :], FAST)
     mn = em[:, None] & (n < N)[None, :]                                             # (BE, NP)
     A = -tl.exp(tl.load(alog_ptr + e[:, None] * N + n[None, :], mask=mn, other=0.0))   # (BE, NP)
@@ -198,31 +183,56 @@ def out_kernel(
     tl.store(s_ptr + s_off, s, mask=m3)
     y = tl.sum(s * Cm[:, None, :], axis=2) + tl.load(D_ptr + e, mask=em, other=0.0)[None, :] * u
     z = tl.load(z_ptr + row, mask=m2, other=0.0)
-    y = tl.where(m2, y * z * _sigmoid(z, FAST), 0.0)                                # (BB, BE)
-
-    # This tile's part of out_proj y, BO output features at a time.
-    for o0 in range(0, d, BO):
-        o = o0 + tl.arange(0, BO)                                                   # (BO,)
-        om = o < d
-        wo = tl.load(ow_ptr + o.to(tl.int64)[:, None] * E + e[None, :], mask=om[:, None] & em[None, :], other=0.0)
-        part = tl.sum(y[:, None, :] * wo[None, :, :], axis=2)                       # (BB, BO)
-        tl.store(p_ptr + (pid_e * b + rows.to(tl.int64))[:, None] * d + o[None, :], part,
-                 mask=rm[:, None] & om[None, :])
+    tl.store(y_ptr + row, y * z * _sigmoid(z, FAST), mask=m2)
 
 
 @triton.jit
-def final_kernel(
-    h_ptr, p_ptr, ob_ptr,          # as in_kernel
-    nw_ptr, y_ptr,                 # the last norm's weight (d,), its output (b, d)
-    b, d, T, eps_hi, eps_lo,
-    BB: tl.constexpr, BD: tl.constexpr, HAS_OB: tl.constexpr,
+def out_kernel(
+    y_ptr,                         # (b, E) float32, from ssm_kernel
+    ow_ptr, ob_ptr,                # out_proj (d, E), its bias (d,)
+    h_ptr, hout_ptr,               # (b, d) residual in and out (may be the same buffer)
+    b, d, E,
+    BB: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, HAS_OB: tl.constexpr,
 ):
+    o = tl.program_id(0) * BO + tl.arange(0, BO)                                    # (BO,)
+    om = o < d
+    rows = tl.program_id(1) * BB + tl.arange(0, BB)                                 # (BB,)
+    rm = rows < b
+    acc = tl.zeros([BB, BO], dtype=tl.float32)
+    for c0 in range(0, E, BC):
+        c = c0 + tl.arange(0, BC)                                                   # (BC,)
+        cm = c < E
+        y = tl.load(y_ptr + rows.to(tl.int64)[:, None] * E + c[None, :], mask=rm[:, None] & cm[None, :],
+                    other=0.0)                                                      # (BB, BC)
+        w = tl.load(ow_ptr + o.to(tl.int64)[None, :] * E + c[:, None], mask=cm[:, None] & om[None, :],
+                    other=0.0)                                                      # (BC, BO)
+        acc = _mm(y, w, acc)                                                 # (BB, BO)
+    if HAS_OB:
+        acc += tl.load(ob_ptr + o, mask=om, other=0.0)[None, :]
+    off = rows.to(tl.int64)[:, None] * d + o[None, :]                               # (BB, BO)
+    m = rm[:, None] & om[None, :]
+    # Each program reads its residual tile before writing it: in place is safe.
+    h = tl.load(h_ptr + off, mask=m, other=0.0).to(tl.float32) + acc
+    tl.store(hout_ptr + off, h.to(hout_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def norm_kernel(h_ptr, nw_ptr, y_ptr, b, d, eps_hi, eps_lo, BB: tl.constexpr, BD: tl.constexpr):
+    """The stack's last RMS norm of the residual rows ``(b, d)``."""
     rows = tl.program_id(0) * BB + tl.arange(0, BB)                                 # (BB,)
     rm = rows < b
-    r = _rstd(h_ptr, p_ptr, ob_ptr, rows, rm, b, d, T, eps_hi, eps_lo, True, HAS_OB, BB, BD)
+    ss = tl.zeros([BB], dtype=tl.float32)
+    for d0 in range(0, d, BD):
+        dd = d0 + tl.arange(0, BD)
+        h = tl.load(h_ptr + rows.to(tl.int64)[:, None] * d + dd[None, :],
+                    mask=rm[:, None] & (dd < d)[None, :], other=0.0).to(tl.float32)
+        ss += tl.sum(h * h, axis=1)
+    r = 1.0 / tl.sqrt(ss / d + eps_hi + eps_lo)                                     # (BB,)
     for d0 in range(0, d, BD):
         dd = d0 + tl.arange(0, BD)
         dm = dd < d
-        h, off, m = _residual_tile(h_ptr, p_ptr, ob_ptr, rows, rm, dd, dm, b, d, T, True, HAS_OB)
+        off = rows.to(tl.int64)[:, None] * d + dd[None, :]
+        m = rm[:, None] & dm[None, :]
+        h = tl.load(h_ptr + off, mask=m, other=0.0).to(tl.float32)
         y = h * r[:, None] * tl.load(nw_ptr + dd, mask=dm, other=0.0)[None, :]
         tl.store(y_ptr + off, y.to(y_ptr.dtype.element_ty), mask=m)

@@ -45,8 +45,8 @@ def _nets(rng, d_model: int, n_layers: int, **kw) -> tuple[Mamba, Mamba]:
         (16, 2, 3, 9, {}),
         # odd widths, ranks and state sizes; biases on; a window longer than the sequence
         (7, 3, 5, 3, dict(d_state=5, d_conv=4, dt_rank=3, bias=True)),
-        # E = 99: four channel tiles, the last partial; two row blocks (9 rows); no conv bias
-        (33, 2, 9, 6, dict(d_state=3, d_conv=2, expand=3, conv_bias=False)),
+        # E = 99: four channel tiles, the last partial; two row blocks (17 rows); no conv bias
+        (33, 2, 17, 6, dict(d_state=3, d_conv=2, expand=3, conv_bias=False)),
         # a width-1 convolution (no window state), one layer
         (12, 1, 1, 5, dict(d_conv=1, d_state=1, dt_rank=1)),
     ],

@@ -53,9 +53,10 @@ def _eps_pair(eps: float) -> tuple[float, float]:
     return hi, eps - hi
 
 
-def _tiles(b: int, E: int) -> tuple[int, int]:
-    """Rows ``BB`` and channels ``BE`` of a program: register tiles of at most 8 x 32 x 16."""
-    return min(next_pow2(b), 8), min(32, max(16, next_pow2(E)))
+# Tile sizes: BE channels and BO output features a program. The products' loops over d
+# and E take chunks of about 2**14 products a program (each iteration waits on its loads:
+# fewer, larger ones were faster, to the register limit of 4 warps).
+_BE, _BO, _WORK = 16, 16, 1 << 14
 
 
 def stack_step(model, x_t: torch.Tensor, state) -> torch.Tensor:
@@ -66,36 +67,41 @@ def stack_step(model, x_t: torch.Tensor, state) -> torch.Tensor:
     b, d = x_t.shape
     blk = model.layers[0].mixer
     E, N, R, K = blk.d_inner, blk.d_state, blk.dt_rank, blk.d_conv
-    BB, BE = _tiles(b, E)
+    J = R + 2 * N
+    BB, BE, BO = min(next_pow2(b), 8), _BE, _BO
+    BD = max(16, min(next_pow2(d), _WORK // (BB * BE)))  # chunk of the loop over d
+    BC = max(16, min(next_pow2(E), _WORK // (BB * BO)))  # and over E
     T = cdiv(E, BE)
-    grid = (T, cdiv(b, BB))
+    rb = cdiv(b, BB)
     x_t = x_t.contiguous()
-    # One allocation for the step's scratch: two residual buffers (ping-pong), u, z and
-    # the output product's T partial sums.
-    buf = torch.empty(2 * b * d + 2 * b * E + T * b * d, device=x_t.device, dtype=torch.float32)
-    hs = buf[: 2 * b * d].view(2, b, d)
-    u = buf[2 * b * d: 2 * b * d + b * E].view(b, E)
-    z = buf[2 * b * d + b * E: 2 * b * (d + E)].view(b, E)
-    parts = buf[2 * b * (d + E):].view(T, b, d)
+    # One allocation for the step's scratch: the residual stream, u, z, y and the T channel
+    # tiles' parts of x_proj u, (b, T, J).
+    buf = torch.empty(b * d + 3 * b * E + b * T * J, device=x_t.device, dtype=torch.float32)
+    h_buf = buf[: b * d].view(b, d)
+    u, z, y = buf[b * d: b * (d + 3 * E)].view(3, b, E).unbind(0)
+    xp = buf[b * (d + 3 * E):].view(b, T, J)
     fast = x_t.device.type == "cuda" and not _interpret_enabled()
-    h, ob = x_t, None  # the residual stream; the previous layer's out_proj bias
+    h = x_t  # the residual stream: the input, then h_buf, updated in place
     with on_device(x_t):
-        for i, (layer, s) in enumerate(zip(model.layers, state.layers)):
+        for layer, s in zip(model.layers, state.layers):
             m = layer.mixer
-            h_next = h if i == 0 else hs[i % 2]
             eps_hi, eps_lo = _eps_pair(layer.norm.eps)
-            launch(tk.in_kernel, grid, h, parts, ob if ob is not None else buf, h_next, layer.norm.weight,
-                   m.in_proj.weight, m.in_proj.bias if m.in_proj.bias is not None else buf,
+            launch(tk.in_kernel, (T, rb), h, layer.norm.weight, m.in_proj.weight,
+                   m.in_proj.bias if m.in_proj.bias is not None else buf,
                    m.conv1d.weight, m.conv1d.bias if m.conv1d.bias is not None else buf,
-                   s.conv if K > 1 else buf, u, z, b, d, E, T, eps_hi, eps_lo,
-                   K=K, KP=next_pow2(K), BB=BB, BE=BE, BD=16, HAS_P=i > 0, HAS_OB=ob is not None,
+                   s.conv if K > 1 else buf, m.x_proj.weight, u, z, xp, b, d, E, T, J, eps_hi, eps_lo,
+                   K=K, KP=next_pow2(K), BB=BB, BE=BE, BD=BD, JP=next_pow2(J),
                    HAS_WB=m.in_proj.bias is not None, HAS_CB=m.conv1d.bias is not None, num_warps=4)
-            launch(tk.out_kernel, grid, u, z, m.x_proj.weight, m.dt_proj.weight, m.dt_proj.bias,
-                   m.A_log, m.D, s.ssm, m.out_proj.weight, parts, b, d, E, R, N,
-                   RP=next_pow2(R), NP=next_pow2(N), BB=BB, BE=BE, BC=32, BO=32, FAST=fast, num_warps=4)
-            h, ob = h_next, m.out_proj.bias
-        y = torch.empty_like(x_t)
+            launch(tk.ssm_kernel, (T, rb), u, z, xp, m.dt_proj.weight, m.dt_proj.bias, m.A_log, m.D,
+                   s.ssm, y, b, E, R, N, T, J, RP=next_pow2(R), NP=next_pow2(N), TP=next_pow2(T), BB=BB,
+                   BE=BE, FAST=fast, num_warps=4)
+            launch(tk.out_kernel, (cdiv(d, BO), rb), y, m.out_proj.weight,
+                   m.out_proj.bias if m.out_proj.bias is not None else buf, h, h_buf, b, d, E,
+                   BB=BB, BO=BO, BC=BC, HAS_OB=m.out_proj.bias is not None,
+                   num_warps=4)
+            h = h_buf
+        out = torch.empty_like(x_t)
         eps_hi, eps_lo = _eps_pair(model.norm_f.eps)
-        launch(tk.final_kernel, (cdiv(b, BB),), h, parts, ob if ob is not None else buf, model.norm_f.weight, y,
-               b, d, T, eps_hi, eps_lo, BB=BB, BD=32, HAS_OB=ob is not None, num_warps=4)
-    return y
+        launch(tk.norm_kernel, (rb,), h, model.norm_f.weight, out, b, d, eps_hi, eps_lo,
+               BB=BB, BD=BD, num_warps=4)
+    return out
