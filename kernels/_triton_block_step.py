@@ -1,4 +1,4 @@
-r"""Triton kernels of one streaming step of a whole Mamba layer: two launches a layer.
+r"""Triton kernels of one streaming step of a whole Mamba layer: three launches a layer.
 
 Per batch row, layer :math:`\ell` of a pre-norm Mamba stack advances its
 residual stream :math:`h` by one position as
@@ -20,25 +20,28 @@ inputs and the state :math:`s` updated in place (Gu & Dao 2023, [1]_; the
 same arithmetic as :meth:`sciamba.nn.MambaBlock.step` and the parallel
 forward). The PyTorch form of one layer's step is a dozen launches (four
 products, the norm, the convolution's and the scan's step kernels, casts and
-views): on the hosts measured, a 4-layer step waited 3-4 ms on the host
-for 0.2 ms of GPU work. Here a layer is two launches:
+views): a 4-layer step at batch 8 waited 3-4 ms on the hosts measured for
+0.2 ms of GPU work. Here a layer is three launches, each a grid of programs
+over ``BE``-channel (or ``BO``-feature) tiles and ``BB``-row blocks:
 
-- :func:`_in_kernel` (programs over ``BE``-channel tiles of ``E`` and
-  ``BB``-row blocks): the residual add, the norm, the input product for its
-  channels (every program reads the whole normalized row: ``d`` numbers), the
+- :func:`in_kernel`: the norm (its ``1/rms`` applied after the products, as
+  it is a factor of each row), the input product for its channels, the
   convolution step (window shifted in place) and SiLU; writes :math:`u`,
-  :math:`z`. The tile-0 programs also write the new residual rows.
-- :func:`_out_kernel` (the same grid): the ``x_proj`` product over all
-  ``E`` channels of its rows (each program recomputes the ``R + 2N`` numbers
-  it needs instead of waiting on a third launch), then, for its channels,
-  :math:`\Delta`, the state update, the gated output, and its tile's part of
-  the output product, written as one of ``T = ceil(E / BE)`` partial sums.
+  :math:`z` and its tile's part of ``x_proj u`` (``(b, T, R + 2N)``,
+  ``T = ceil(E / BE)`` tiles).
+- :func:`ssm_kernel`: sums the ``T`` parts in a fixed order (deterministic,
+  no atomics), then for its channels :math:`\Delta`, the state update and
+  the gated output :math:`y`.
+- :func:`out_kernel`: for its output features, ``W_out y`` added to the
+  residual stream (in place after the first layer).
 
-The next layer's :func:`_in_kernel` (or :func:`_final_kernel`, the stack's
-last norm) adds the ``T`` partials in a fixed order: no atomics, so a step
-is deterministic. Products are sums of elementwise products in float32 over
-register tiles, fine at the small widths this step is meant for (at batch 8
-or 64 a cuBLAS product of these sizes is itself a launch-bound kernel).
+:func:`norm_kernel` is the stack's last norm. The norm, ``x_proj`` and
+``out_proj`` each need a whole row, which is what splits a layer in three.
+Products are broadcasts summed in registers, in chunks of about ``2**14``
+products a program: at these sizes (batch 1-64, ``d_model`` 256) every loop
+iteration waits on its loads, so fewer, larger chunks were faster (H100,
+2026-11-25, a 4-layer step's GPU time at batch 8: 16-wide chunks 268 us,
+64-wide 105 us, 128-wide 76 us; ``tl.dot`` on 16-row blocks 116 us).
 
 References
 ----------
@@ -53,7 +56,7 @@ import triton.language as tl
 
 from ._triton_scan import _sigmoid, _softplus
 
-__all__ = ["final_kernel", "in_kernel", "out_kernel"]
+__all__ = ["in_kernel", "norm_kernel", "out_kernel", "ssm_kernel"]
 
 
 @triton.jit
