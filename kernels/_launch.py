@@ -28,6 +28,11 @@ step waits for: on an H100 host (2026-11-24) a launch of the RMSNorm kernel
 (10 arguments) through Triton's runner and a per-argument tuple key took
 23.5 us, 7.4 us of it building and hashing the key.
 
+:func:`bind` goes one step further for a caller that repeats the same
+launches (a streaming step): it returns the cached launcher bound to its
+grid, which skips the key altogether, the caller vouching that later
+arguments keep the specialization.
+
 A new key goes through Triton, which compiles or finds the kernel as usual,
 so the cache only ever returns a kernel that Triton itself picked for
 arguments of the same specialization. Kernels taking a constexpr
@@ -56,7 +61,7 @@ except (ImportError, ValueError):  # pragma: no cover - the kernels need Triton 
 _current_device = getattr(torch._C, "_cuda_getDevice", lambda: -1)
 _RAW_STREAM = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
-__all__ = ["cdiv", "launch", "next_pow2"]
+__all__ = ["bind", "cdiv", "launch", "next_pow2"]
 
 _CACHE: dict = {}
 # Integers enter the key by value, so a program that keeps changing sizes (inference on
@@ -149,6 +154,12 @@ def _hooks_set() -> bool:
                                or _active(getattr(rt, "launch_exit_hook", None)))
 
 
+def _key(kid: int, device: int, args: tuple, kwargs: dict) -> tuple:
+    """The cache key of a launch: keywords by name, value and type (Triton tells FLAG=True
+    from FLAG=1), positional arguments by :func:`_spec`."""
+    return (kid, device, _settings(), *kwargs.items(), *map(type, kwargs.values()), *_spec(args))
+
+
 def launch(kernel, grid, *args, **kwargs) -> None:
     """``kernel[grid](*args, **kwargs)``, reusing the compiled kernel Triton chose before.
 
@@ -167,8 +178,7 @@ def launch(kernel, grid, *args, **kwargs) -> None:
         kernel[grid](*args, **kwargs)
         return
     device = _current_device() if torch.cuda.is_initialized() else -1
-    # Keywords by name, value and type (Triton tells FLAG=True from FLAG=1).
-    key = (kid, device, _settings(), *kwargs.items(), *map(type, kwargs.values()), *_spec(args))
+    key = _key(kid, device, args, kwargs)
     entry = _CACHE.get(key)
     if entry is not None:
         compiled, tail, direct = entry
@@ -199,3 +209,40 @@ def launch(kernel, grid, *args, **kwargs) -> None:
     # The compiled kernel takes every parameter in signature order, constexprs included.
     tail = tuple(kwargs[n] for n in kernel.arg_names[len(args):])
     _CACHE[key] = (compiled, tail, _direct_runner(compiled) if device >= 0 else None)
+
+
+def bind(kernel, grid, *args, **kwargs):
+    """A function ``run(*args)`` that launches ``kernel[grid](*args, **kwargs)`` again, or None.
+
+    For callers that launch the same kernels with the same arguments over and
+    over (a streaming step): ``run`` skips :func:`launch`'s key, so the
+    positional arguments it is given must have the specialization of the
+    ones given here (the same dtypes, 16-byte alignments, integer values,
+    None-ness and types), which the caller guarantees; tensors are read by
+    their current addresses at each call. Call :func:`launch` with the same
+    arguments first (that compiles and caches the kernel). None where
+    launches go through Triton's own runner (the interpreter, an untested
+    Triton, kernels not launched directly) or the launch is not cached: the
+    caller then uses :func:`launch`. A launch hook set later (a profiler)
+    sends ``run`` through Triton's runner too, as :func:`launch` does.
+    """
+    if _FP_FUSION is not None:
+        kwargs.setdefault("enable_fp_fusion", _FP_FUSION)
+    kid = id(kernel)
+    if _direct_ok is not True or kid in _NO_DIRECT or not torch.cuda.is_initialized():
+        return None
+    device = _current_device()
+    entry = _CACHE.get(_key(kid, device, args, kwargs))
+    if entry is None or entry[2] is None:
+        return None
+    compiled, tail, (launcher, function, meta) = entry
+    gx, gy, gz = (tuple(grid) + (1, 1, 1))[:3]
+    stream = _RAW_STREAM
+
+    def run(*a) -> None:
+        if _hooks_set():
+            compiled[(gx, gy, gz)](*a, *tail)
+        else:
+            launcher(gx, gy, gz, stream(device), function, meta, None, None, None, *a, *tail)
+
+    return run

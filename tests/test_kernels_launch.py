@@ -244,3 +244,34 @@ def test_floating_point_contraction_asked_for_unless_the_user_set_it(fresh, monk
     monkeypatch.setattr(_launch, "_FP_FUSION", None)
     _launch.launch(k, (1,), x, 40, 0.5, BLOCK=32, FLAG=True)
     assert all(name != "enable_fp_fusion" for name, _ in k.log[-1][3])
+
+
+def test_bind_replays_the_cached_launch_through_its_launcher(on_gpu):
+    k = _FakeJITLauncher()
+    x, y = torch.zeros(64), torch.ones(64)
+    assert _launch.bind(k, (3,), x, 40, 0.5, BLOCK=16, FLAG=True) is None  # not launched yet
+    _launch.launch(k, (3,), x, 40, 0.5, BLOCK=16, FLAG=True, num_warps=1)
+    run = _launch.bind(k, (3,), x, 40, 0.5, BLOCK=16, FLAG=True, num_warps=1)
+    run(y, 40, 1.5)  # new arguments of the same specialization
+    assert k.log[-1] == ("launcher", 1, (3, 1, 1, 1003, "fn1", "meta1", None, None, None,
+                                         y, 40, 1.5, 16, True))
+    assert k.compiled == 1
+    # Another specialization (an integer value, a constexpr) was never launched: no runner.
+    assert _launch.bind(k, (3,), x, 41, 0.5, BLOCK=16, FLAG=True, num_warps=1) is None
+    assert _launch.bind(k, (3,), x, 40, 0.5, BLOCK=32, FLAG=True, num_warps=1) is None
+
+
+def test_bind_keeps_triton_s_runner_under_hooks_and_refuses_the_interpreter(on_gpu, monkeypatch):
+    monkeypatch.setattr(_launch, "_settings", lambda: ())
+    k = _FakeJITLauncher()
+    x = torch.zeros(64)
+    _launch.launch(k, (2,), x, 40, 0.5, BLOCK=16, FLAG=True)
+    run = _launch.bind(k, (2,), x, 40, 0.5, BLOCK=16, FLAG=True)
+    monkeypatch.setattr(_launch, "_KNOBS", SimpleNamespace(
+        runtime=SimpleNamespace(launch_enter_hook=print, launch_exit_hook=None)))
+    run(x, 40, 0.5)
+    assert k.log[-1][0] == "direct"
+    monkeypatch.setattr(_launch, "_interpret_enabled", lambda: True)
+    k2 = _FakeJITLauncher()
+    _launch.launch(k2, (2,), x, 40, 0.5, BLOCK=16, FLAG=True)
+    assert _launch.bind(k2, (2,), x, 40, 0.5, BLOCK=16, FLAG=True) is None

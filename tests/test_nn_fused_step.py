@@ -132,3 +132,58 @@ def test_step_with_gaps_still_matches_after_fused_steps(rng):
             g = None if t != 3 else gaps[:, t].float().to(DEV)
             ys.append(net.step(x[:, t].float().to(DEV), state, g)[0])
     assert _rel(torch.stack(ys, 1).cpu(), y_ref) < 1e-5
+
+
+def _unfused_step(net, x, state, monkeypatch):
+    with monkeypatch.context() as mp:
+        mp.setattr("sciamba.nn._mamba.fused_step_applies", lambda *a: False)
+        return net.step(x, state)[0]
+
+
+def test_replayed_steps_follow_changes_to_the_model(rng, monkeypatch):
+    """A step's launches are bound once and replayed (``_mamba_step._Plan``); weights changed
+    in place, parameters and submodules replaced and a norm's eps changed are all seen."""
+    net, _ = _nets(rng, 20, 2, d_state=4, bias=True)
+    x = torch.randn(3, 20, device=DEV)
+    state = net.allocate_state(3)
+
+    def check():
+        twin = copy.deepcopy(state)
+        with torch.no_grad():
+            y = net.step(x, state)[0]
+            y_ref = _unfused_step(net, x, twin, monkeypatch)
+        assert _rel(y, y_ref) < 1e-6
+        for a, b in zip(state.layers, twin.layers):
+            assert _rel(a.ssm, b.ssm) < 1e-6
+
+    for _ in range(3):
+        check()
+    assert len(_mamba_step._PLANS[net]) == 1
+    with torch.no_grad():
+        net.layers[0].mixer.in_proj.weight.mul_(1.5)  # in place: same addresses
+    check()
+    blk = net.layers[1].mixer
+    blk.out_proj.weight = torch.nn.Parameter(torch.randn_like(blk.out_proj.weight) * 0.1)
+    check()
+    new = torch.nn.Linear(blk.x_proj.in_features, blk.x_proj.out_features, bias=False).to(DEV)
+    blk.x_proj = new
+    check()
+    net.norm_f.eps = 0.5
+    check()
+    with torch.no_grad():  # a parameter moved to new memory under the same object
+        net.layers[0].mixer.D.data = net.layers[0].mixer.D.data.clone() + 1.0
+    check()
+
+
+def test_replayed_steps_keep_each_state_apart(rng, monkeypatch):
+    """Several streams of one model (more than the plans kept), stepped in turn."""
+    net, _ = _nets(rng, 12, 2, d_state=3)
+    states = [net.allocate_state(2) for _ in range(_mamba_step._PLANS_PER_MODEL + 2)]
+    twins = copy.deepcopy(states)
+    xs = torch.randn(3, len(states), 2, 12, device=DEV)
+    with torch.no_grad():
+        for t in range(3):
+            for i, (s, s2) in enumerate(zip(states, twins)):
+                y = net.step(xs[t, i], s)[0]
+                assert _rel(y, _unfused_step(net, xs[t, i], s2, monkeypatch)) < 1e-6
+    assert len(_mamba_step._PLANS[net]) == _mamba_step._PLANS_PER_MODEL

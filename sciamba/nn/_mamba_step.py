@@ -20,12 +20,17 @@ record and no dropout to apply, and the states as
 from __future__ import annotations
 
 import struct
+import weakref
+from collections import OrderedDict
+from functools import partial
 
 import torch
 
 from sciamba.kernels import _triton_block_step as tk
 from sciamba.kernels._backends import _interpret_enabled, on_device, resolve_backend
-from sciamba.kernels._launch import cdiv, launch, next_pow2
+from sciamba.kernels._launch import bind, cdiv, launch, next_pow2
+
+from ._norm import RMSNorm
 
 __all__ = ["fused_step_applies", "stack_step"]
 
@@ -61,10 +66,11 @@ def _eps_pair(eps: float) -> tuple[float, float]:
 _BE, _BO, _WORK = 16, 16, 1 << 14
 
 
-def stack_step(model, x_t: torch.Tensor, state) -> torch.Tensor:
-    """One step of the causal stack ``model`` on ``x_t`` ``(b, d)``; states updated in place.
+def _launches(model, x_t: torch.Tensor, out: torch.Tensor, state, buf: torch.Tensor | None) -> tuple:
+    """The step's kernels as ``(kernel, grid, args, kwargs)``, and the scratch buffer they use.
 
-    Returns the final norm's output ``(b, d)``, as ``Mamba._step``.
+    ``x_t`` ``(b, d)`` contiguous float32; ``out`` its output; ``buf`` the scratch, or None
+    for a new one.
     """
     b, d = x_t.shape
     blk = model.layers[0].mixer
@@ -75,35 +81,113 @@ def stack_step(model, x_t: torch.Tensor, state) -> torch.Tensor:
     BC = max(16, min(next_pow2(E), _WORK // (BB * BO)))  # and over E
     T = cdiv(E, BE)
     rb = cdiv(b, BB)
-    x_t = x_t.contiguous()
     # One allocation for the step's scratch: the residual stream, u, z, y and the T channel
     # tiles' parts of x_proj u, (b, T, J).
-    buf = torch.empty(b * d + 3 * b * E + b * T * J, device=x_t.device, dtype=torch.float32)
+    if buf is None:
+        buf = torch.empty(b * d + 3 * b * E + b * T * J, device=x_t.device, dtype=torch.float32)
     h_buf = buf[: b * d].view(b, d)
     u, z, y = buf[b * d: b * (d + 3 * E)].view(3, b, E).unbind(0)
     xp = buf[b * (d + 3 * E):].view(b, T, J)
     fast = x_t.device.type == "cuda" and not _interpret_enabled()
     h = x_t  # the residual stream: the input, then h_buf, updated in place
+    calls = []
+    for layer, s in zip(model.layers, state.layers):
+        m = layer.mixer
+        eps_hi, eps_lo = _eps_pair(layer.norm.eps)
+        calls.append((tk.in_kernel, (T, rb), (
+            h, layer.norm.weight, m.in_proj.weight, m.in_proj.bias if m.in_proj.bias is not None else buf,
+            m.conv1d.weight, m.conv1d.bias if m.conv1d.bias is not None else buf,
+            s.conv if K > 1 else buf, m.x_proj.weight, u, z, xp, b, d, E, T, J, eps_hi, eps_lo), dict(
+            K=K, KP=next_pow2(K), BB=BB, BE=BE, BD=BD, JP=next_pow2(J),
+            HAS_WB=m.in_proj.bias is not None, HAS_CB=m.conv1d.bias is not None, num_warps=4)))
+        calls.append((tk.ssm_kernel, (T, rb), (
+            u, z, xp, m.dt_proj.weight, m.dt_proj.bias, m.A_log, m.D, s.ssm, y, b, E, R, N, T, J), dict(
+            RP=next_pow2(R), NP=next_pow2(N), TP=next_pow2(T), BB=BB, BE=BE, FAST=fast, num_warps=4)))
+        calls.append((tk.out_kernel, (cdiv(d, BO), rb), (
+            y, m.out_proj.weight, m.out_proj.bias if m.out_proj.bias is not None else buf, h, h_buf,
+            b, d, E), dict(BB=BB, BO=BO, BC=BC, HAS_OB=m.out_proj.bias is not None, num_warps=4)))
+        h = h_buf
+    eps_hi, eps_lo = _eps_pair(model.norm_f.eps)
+    calls.append((tk.norm_kernel, (rb,), (h, model.norm_f.weight, out, b, d, eps_hi, eps_lo),
+                  dict(BB=BB, BD=BD, num_warps=4)))
+    return calls, buf
+
+
+class _Plan:
+    """A step's launches bound once (:func:`sciamba.kernels._launch.bind`) for one model, batch
+    and state, replayed with each new input: the host then spends no time on launch keys.
+
+    It holds the scratch buffer, the state's tensors (so their ids stay theirs) and what
+    the launches were built from: every submodule and parameter of the model by identity,
+    each parameter's address (a moved or converted parameter has a new one) and the
+    norms' eps. :meth:`valid` checks them before each replay; a change means a new plan.
+    """
+
+    def __init__(self, model, x_t: torch.Tensor, out: torch.Tensor, state):
+        calls, self.buf = _launches(model, x_t, out, state, None)
+        for kernel, grid, args, kwargs in calls:  # this step, launched (and compiled) as usual
+            launch(kernel, grid, *args, **kwargs)
+        self.runs = []
+        for kernel, grid, args, kwargs in calls:
+            # Through launch() where Triton launches it (the interpreter, another Triton).
+            run = bind(kernel, grid, *args, **kwargs) or partial(_relaunch, kernel, grid, kwargs)
+            # Positions of the input and output, which change at every step.
+            slots = tuple((i, a is x_t) for i, a in enumerate(args) if a is x_t or a is out)
+            self.runs.append((run, args, slots))
+        self.state = [t for s in state.layers for t in (s.conv, s.ssm)]
+        self.owned = [(mod._modules, name, child) for mod in model.modules()
+                      for name, child in mod._modules.items()]
+        self.params = [(mod._parameters, name, p, p.data_ptr()) for mod in model.modules()
+                       for name, p in mod._parameters.items() if p is not None]
+        self.norms = [(n, n.eps) for n in model.modules() if isinstance(n, RMSNorm)]
+
+    def valid(self) -> bool:
+        return (all(d.get(n) is c for d, n, c in self.owned)
+                and all(d.get(n) is p and p.data_ptr() == ptr for d, n, p, ptr in self.params)
+                and all(n.eps == eps for n, eps in self.norms))
+
+    def __call__(self, x_t: torch.Tensor, out: torch.Tensor) -> None:
+        for run, args, slots in self.runs:
+            if slots:
+                args = list(args)
+                for i, is_x in slots:
+                    args[i] = x_t if is_x else out
+            run(*args)
+
+
+# Plans per model (weakly: a dropped model drops its plans), a few states each.
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PLANS_PER_MODEL = 4
+
+
+def stack_step(model, x_t: torch.Tensor, state) -> torch.Tensor:
+    """One step of the causal stack ``model`` on ``x_t`` ``(b, d)``; states updated in place.
+
+    Returns the final norm's output ``(b, d)``, as ``Mamba._step``. The launches are
+    replayed from a :class:`_Plan` kept for this model, batch and state (the last
+    ``_PLANS_PER_MODEL`` of them), except under CUDA graph capture: a captured graph must
+    own its scratch memory.
+    """
+    x_t = x_t.contiguous()
+    out = torch.empty_like(x_t)
     with on_device(x_t):
-        for layer, s in zip(model.layers, state.layers):
-            m = layer.mixer
-            eps_hi, eps_lo = _eps_pair(layer.norm.eps)
-            launch(tk.in_kernel, (T, rb), h, layer.norm.weight, m.in_proj.weight,
-                   m.in_proj.bias if m.in_proj.bias is not None else buf,
-                   m.conv1d.weight, m.conv1d.bias if m.conv1d.bias is not None else buf,
-                   s.conv if K > 1 else buf, m.x_proj.weight, u, z, xp, b, d, E, T, J, eps_hi, eps_lo,
-                   K=K, KP=next_pow2(K), BB=BB, BE=BE, BD=BD, JP=next_pow2(J),
-                   HAS_WB=m.in_proj.bias is not None, HAS_CB=m.conv1d.bias is not None, num_warps=4)
-            launch(tk.ssm_kernel, (T, rb), u, z, xp, m.dt_proj.weight, m.dt_proj.bias, m.A_log, m.D,
-                   s.ssm, y, b, E, R, N, T, J, RP=next_pow2(R), NP=next_pow2(N), TP=next_pow2(T), BB=BB,
-                   BE=BE, FAST=fast, num_warps=4)
-            launch(tk.out_kernel, (cdiv(d, BO), rb), y, m.out_proj.weight,
-                   m.out_proj.bias if m.out_proj.bias is not None else buf, h, h_buf, b, d, E,
-                   BB=BB, BO=BO, BC=BC, HAS_OB=m.out_proj.bias is not None,
-                   num_warps=4)
-            h = h_buf
-        out = torch.empty_like(x_t)
-        eps_hi, eps_lo = _eps_pair(model.norm_f.eps)
-        launch(tk.norm_kernel, (rb,), h, model.norm_f.weight, out, b, d, eps_hi, eps_lo,
-               BB=BB, BD=BD, num_warps=4)
+        if x_t.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            for kernel, grid, args, kwargs in _launches(model, x_t, out, state, None)[0]:
+                launch(kernel, grid, *args, **kwargs)
+            return out
+        plans = _PLANS.setdefault(model, OrderedDict())
+        key = (x_t.shape[0], x_t.device, x_t.data_ptr() & 15,
+               *(id(t) for s in state.layers for t in (s.conv, s.ssm)))
+        plan = plans.pop(key, None)
+        if plan is not None and plan.valid():
+            plan(x_t, out)
+        else:
+            if len(plans) >= _PLANS_PER_MODEL:
+                plans.popitem(last=False)  # the least recently used
+            plan = _Plan(model, x_t, out, state)  # runs this step
+        plans[key] = plan  # most recently used last
     return out
+
+
+def _relaunch(kernel, grid, kwargs: dict, *args) -> None:
+    launch(kernel, grid, *args, **kwargs)
