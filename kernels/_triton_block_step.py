@@ -79,9 +79,10 @@ def in_kernel(
     xw_ptr,                        # x_proj (R + 2N, E)
     u_ptr, z_ptr,                  # (b, E) float32 outputs
     xp_ptr,                        # (b, T, J) float32: this tile's part of x_proj u, J = R + 2N
+    gap_ptr,                       # (b,) time since the previous step (0: a padded step)
     b, d, E, T, J, eps_hi, eps_lo,
     K: tl.constexpr, KP: tl.constexpr, BB: tl.constexpr, BE: tl.constexpr, BD: tl.constexpr,
-    JP: tl.constexpr, HAS_WB: tl.constexpr, HAS_CB: tl.constexpr,
+    JP: tl.constexpr, HAS_WB: tl.constexpr, HAS_CB: tl.constexpr, HAS_GAP: tl.constexpr,
 ):
     pid_e = tl.program_id(0)
     rows = tl.program_id(1) * BB + tl.arange(0, BB)                                 # (BB,)
@@ -112,6 +113,8 @@ def in_kernel(
     if HAS_WB:
         x += tl.load(wb_ptr + e, mask=em, other=0.0)[None, :]
         z += tl.load(wb_ptr + E + e, mask=em, other=0.0)[None, :]
+    if HAS_GAP:  # a padded step feeds the convolution a zero, as the parallel forward's padding
+        x = tl.where((tl.load(gap_ptr + rows, mask=rm, other=1.0) == 0)[:, None], 0.0, x)
 
     # The convolution's step: window slots 0..K-2 from the state, slot K-1 the new x.
     k = tl.arange(0, KP)                                                            # (KP,)
@@ -157,9 +160,10 @@ def ssm_kernel(
     alog_ptr, D_ptr,               # (E, N), (E,)
     s_ptr,                         # (b, E, N) float32 state, updated in place
     y_ptr,                         # (b, E) float32 gated output
+    gap_ptr,                       # (b,) time since the previous step, scales Δ
     b, E, R, N, T, J,
     RP: tl.constexpr, NP: tl.constexpr, TP: tl.constexpr, BB: tl.constexpr, BE: tl.constexpr,
-    FAST: tl.constexpr,
+    FAST: tl.constexpr, HAS_GAP: tl.constexpr,
 ):
     pid_e = tl.program_id(0)
     rows = tl.program_id(1) * BB + tl.arange(0, BB)                                 # (BB,)
@@ -176,6 +180,8 @@ def ssm_kernel(
     wd = tl.load(dw_ptr + e[None, :] * R + rr[:, None], mask=(rr < R)[:, None] & em[None, :], other=0.0)
     dt = _mm(dl, wd, tl.zeros([BB, BE], dtype=tl.float32))                      # (BB, BE)
     dt = _softplus(dt + tl.load(db_ptr + e, mask=em, other=0.0)[None, :], FAST)
+    if HAS_GAP:  # irregular time: Δ grows with the interval; 0 leaves the state as it is
+        dt = dt * tl.load(gap_ptr + rows, mask=rm, other=0.0)[:, None]
     mn = em[:, None] & (n < N)[None, :]                                             # (BE, NP)
     A = -tl.exp(tl.load(alog_ptr + e[:, None] * N + n[None, :], mask=mn, other=0.0))   # (BE, NP)
     u = tl.load(u_ptr + row, mask=m2, other=0.0)                                    # (BB, BE)
@@ -194,8 +200,9 @@ def out_kernel(
     y_ptr,                         # (b, E) float32, from ssm_kernel
     ow_ptr, ob_ptr,                # out_proj (d, E), its bias (d,)
     h_ptr, hout_ptr,               # (b, d) residual in and out (may be the same buffer)
+    gap_ptr,                       # (b,) a 0 marks a padded step, whose output is 0
     b, d, E,
-    BB: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, HAS_OB: tl.constexpr,
+    BB: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, HAS_OB: tl.constexpr, HAS_GAP: tl.constexpr,
 ):
     o = tl.program_id(0) * BO + tl.arange(0, BO)                                    # (BO,)
     om = o < d
@@ -212,6 +219,8 @@ def out_kernel(
         acc = _mm(y, w, acc)                                                 # (BB, BO)
     if HAS_OB:
         acc += tl.load(ob_ptr + o, mask=om, other=0.0)[None, :]
+    if HAS_GAP:
+        acc = tl.where((tl.load(gap_ptr + rows, mask=rm, other=1.0) == 0)[:, None], 0.0, acc)
     off = rows.to(tl.int64)[:, None] * d + o[None, :]                               # (BB, BO)
     m = rm[:, None] & om[None, :]
     # Each program reads its residual tile before writing it: in place is safe.

@@ -94,15 +94,16 @@ def test_fused_step_equals_layer_by_layer_step(rng, monkeypatch):
 
 
 def test_fused_step_only_where_it_computes_the_same_thing(rng):
-    """Gaps, a recorded gradient, dropout in training, float64 and non-contiguous states
-    take the layer-by-layer step."""
+    """Float64 inputs or gaps, a recorded gradient, dropout in training and non-contiguous
+    states take the layer-by-layer step."""
     net, _ = _nets(rng, 8, 1)
     x = torch.randn(2, 8, device=DEV)
     state = net.allocate_state(2)
     applies = _mamba_step.fused_step_applies
     with torch.no_grad():
         assert applies(net, x, None, state)
-        assert not applies(net, x, torch.ones(2, device=DEV), state)
+        assert applies(net, x, torch.ones(2, device=DEV), state)
+        assert not applies(net, x, torch.ones(2, device=DEV, dtype=torch.float64), state)
         assert not applies(net, x.double(), None, state)
         strided = copy.deepcopy(state)
         strided.layers[0].ssm = strided.layers[0].ssm.transpose(1, 2).contiguous().transpose(1, 2)
@@ -118,19 +119,22 @@ def test_fused_step_only_where_it_computes_the_same_thing(rng):
         assert not applies(torch_net, x, None, torch_net.allocate_state(2))
 
 
-def test_step_with_gaps_still_matches_after_fused_steps(rng):
-    """Fused steps (no gap) and gapped layer-by-layer steps share one state."""
-    net, ref = _nets(rng, 16, 2)
-    x = torch.randn(3, 6, 16, dtype=torch.float64)
-    gaps = torch.ones(3, 6, dtype=torch.float64)
-    gaps[:, 3] = 2.5
+@pytest.mark.parametrize("batch", [3, 11])
+def test_fused_step_with_gaps_equals_parallel_float64(rng, batch):
+    """Irregular time: gaps scale the step sizes; a zero gap is a padded step (left padding
+    of unequal lengths), which keeps the state and outputs zero."""
+    net, ref = _nets(rng, 16, 2, bias=True)
+    L = 7
+    x = torch.randn(batch, L, 16, dtype=torch.float64)
+    gaps = torch.as_tensor(rng.uniform(0.2, 3.0, (batch, L)))
+    for i in range(batch):  # left padding of a few rows, of different lengths
+        gaps[i, : i % 4] = 0.0
     with torch.no_grad():
         y_ref = ref(x, gaps)
-        state = net.allocate_state(3)
-        ys = []
-        for t in range(6):
-            g = None if t != 3 else gaps[:, t].float().to(DEV)
-            ys.append(net.step(x[:, t].float().to(DEV), state, g)[0])
+        state = net.allocate_state(batch)
+        g32 = gaps.float().to(DEV)
+        assert _mamba_step.fused_step_applies(net, x[:, 0].float().to(DEV), g32[:, 0], state)
+        ys = [net.step(x[:, t].float().to(DEV), state, g32[:, t])[0] for t in range(L)]
     assert _rel(torch.stack(ys, 1).cpu(), y_ref) < 1e-5
 
 

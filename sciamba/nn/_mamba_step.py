@@ -11,10 +11,11 @@ the products summed in another order, so the two agree to float32 rounding
 (and, as that step does, with the parallel forward).
 
 :func:`fused_step_applies` says when it is used: the Triton backend, float32
-parameters and input with no autocast, no ``gap`` (the masking and scaled
-step sizes of irregular time take the layer-by-layer path), no gradient to
-record and no dropout to apply, and the states as
-:meth:`Mamba.allocate_state` makes them (contiguous float32, updated in place).
+parameters, input and gaps with no autocast, no gradient to record and no
+dropout to apply, and the states as :meth:`Mamba.allocate_state` makes them
+(contiguous float32, updated in place). A ``gap`` scales the step sizes and a
+zero gap marks a padded step (zero input to the convolution, state kept,
+zero output), as in the layer-by-layer step.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ __all__ = ["fused_step_applies", "stack_step"]
 
 def fused_step_applies(model, x_t: torch.Tensor, gap: torch.Tensor | None, state) -> bool:
     """Whether :func:`stack_step` computes ``model``'s step for these (checked) inputs."""
-    if gap is not None or x_t.dtype != torch.float32 or x_t.device.type not in ("cuda", "cpu"):
+    if x_t.dtype != torch.float32 or x_t.device.type not in ("cuda", "cpu"):
+        return False
+    if gap is not None and gap.dtype != torch.float32:
         return False
     if x_t.device.type == "cpu" and not (_interpret_enabled() and model.backend == "triton"):
         return False  # on the CPU only under Triton's interpreter, for the tests
@@ -66,11 +69,12 @@ def _eps_pair(eps: float) -> tuple[float, float]:
 _BE, _BO, _WORK = 16, 16, 1 << 14
 
 
-def _launches(model, x_t: torch.Tensor, out: torch.Tensor, state, buf: torch.Tensor | None) -> tuple:
+def _launches(model, x_t: torch.Tensor, gap: torch.Tensor | None, out: torch.Tensor, state,
+              buf: torch.Tensor | None) -> tuple:
     """The step's kernels as ``(kernel, grid, args, kwargs)``, and the scratch buffer they use.
 
-    ``x_t`` ``(b, d)`` contiguous float32; ``out`` its output; ``buf`` the scratch, or None
-    for a new one.
+    ``x_t`` ``(b, d)`` contiguous float32; ``gap`` ``(b,)`` contiguous float32 or None;
+    ``out`` the output; ``buf`` the scratch, or None for a new one.
     """
     b, d = x_t.shape
     blk = model.layers[0].mixer
@@ -90,6 +94,8 @@ def _launches(model, x_t: torch.Tensor, out: torch.Tensor, state, buf: torch.Ten
     xp = buf[b * (d + 3 * E):].view(b, T, J)
     fast = x_t.device.type == "cuda" and not _interpret_enabled()
     h = x_t  # the residual stream: the input, then h_buf, updated in place
+    has_gap = gap is not None
+    g = gap if has_gap else buf
     calls = []
     for layer, s in zip(model.layers, state.layers):
         m = layer.mixer
@@ -97,15 +103,18 @@ def _launches(model, x_t: torch.Tensor, out: torch.Tensor, state, buf: torch.Ten
         calls.append((tk.in_kernel, (T, rb), (
             h, layer.norm.weight, m.in_proj.weight, m.in_proj.bias if m.in_proj.bias is not None else buf,
             m.conv1d.weight, m.conv1d.bias if m.conv1d.bias is not None else buf,
-            s.conv if K > 1 else buf, m.x_proj.weight, u, z, xp, b, d, E, T, J, eps_hi, eps_lo), dict(
+            s.conv if K > 1 else buf, m.x_proj.weight, u, z, xp, g, b, d, E, T, J, eps_hi, eps_lo), dict(
             K=K, KP=next_pow2(K), BB=BB, BE=BE, BD=BD, JP=next_pow2(J),
-            HAS_WB=m.in_proj.bias is not None, HAS_CB=m.conv1d.bias is not None, num_warps=4)))
+            HAS_WB=m.in_proj.bias is not None, HAS_CB=m.conv1d.bias is not None, HAS_GAP=has_gap,
+            num_warps=4)))
         calls.append((tk.ssm_kernel, (T, rb), (
-            u, z, xp, m.dt_proj.weight, m.dt_proj.bias, m.A_log, m.D, s.ssm, y, b, E, R, N, T, J), dict(
-            RP=next_pow2(R), NP=next_pow2(N), TP=next_pow2(T), BB=BB, BE=BE, FAST=fast, num_warps=4)))
+            u, z, xp, m.dt_proj.weight, m.dt_proj.bias, m.A_log, m.D, s.ssm, y, g, b, E, R, N, T, J), dict(
+            RP=next_pow2(R), NP=next_pow2(N), TP=next_pow2(T), BB=BB, BE=BE, FAST=fast, HAS_GAP=has_gap,
+            num_warps=4)))
         calls.append((tk.out_kernel, (cdiv(d, BO), rb), (
-            y, m.out_proj.weight, m.out_proj.bias if m.out_proj.bias is not None else buf, h, h_buf,
-            b, d, E), dict(BB=BB, BO=BO, BC=BC, HAS_OB=m.out_proj.bias is not None, num_warps=4)))
+            y, m.out_proj.weight, m.out_proj.bias if m.out_proj.bias is not None else buf, h, h_buf, g,
+            b, d, E), dict(BB=BB, BO=BO, BC=BC, HAS_OB=m.out_proj.bias is not None, HAS_GAP=has_gap,
+                           num_warps=4)))
         h = h_buf
     eps_hi, eps_lo = _eps_pair(model.norm_f.eps)
     calls.append((tk.norm_kernel, (rb,), (h, model.norm_f.weight, out, b, d, eps_hi, eps_lo),
@@ -123,16 +132,18 @@ class _Plan:
     norms' eps. :meth:`valid` checks them before each replay; a change means a new plan.
     """
 
-    def __init__(self, model, x_t: torch.Tensor, out: torch.Tensor, state):
-        calls, self.buf = _launches(model, x_t, out, state, None)
+    def __init__(self, model, x_t: torch.Tensor, gap: torch.Tensor | None, out: torch.Tensor, state):
+        calls, self.buf = _launches(model, x_t, gap, out, state, None)
         for kernel, grid, args, kwargs in calls:  # this step, launched (and compiled) as usual
             launch(kernel, grid, *args, **kwargs)
         self.runs = []
         for kernel, grid, args, kwargs in calls:
             # Through launch() where Triton launches it (the interpreter, another Triton).
             run = bind(kernel, grid, *args, **kwargs) or partial(_relaunch, kernel, grid, kwargs)
-            # Positions of the input and output, which change at every step.
-            slots = tuple((i, a is x_t) for i, a in enumerate(args) if a is x_t or a is out)
+            # Positions of the input, gap and output, which change at every step: (position,
+            # which of the three).
+            fresh = (x_t, gap, out)
+            slots = tuple((i, w) for i, a in enumerate(args) for w, f in enumerate(fresh) if a is f)
             self.runs.append((run, args, slots))
         self.state = [t for s in state.layers for t in (s.conv, s.ssm)]
         self.owned = [(mod._modules, name, child) for mod in model.modules()
@@ -146,12 +157,13 @@ class _Plan:
                 and all(d.get(n) is p and p.data_ptr() == ptr for d, n, p, ptr in self.params)
                 and all(n.eps == eps for n, eps in self.norms))
 
-    def __call__(self, x_t: torch.Tensor, out: torch.Tensor) -> None:
+    def __call__(self, x_t: torch.Tensor, gap: torch.Tensor | None, out: torch.Tensor) -> None:
+        fresh = (x_t, gap, out)
         for run, args, slots in self.runs:
             if slots:
                 args = list(args)
-                for i, is_x in slots:
-                    args[i] = x_t if is_x else out
+                for i, w in slots:
+                    args[i] = fresh[w]
             run(*args)
 
 
@@ -160,8 +172,9 @@ _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PLANS_PER_MODEL = 4
 
 
-def stack_step(model, x_t: torch.Tensor, state) -> torch.Tensor:
-    """One step of the causal stack ``model`` on ``x_t`` ``(b, d)``; states updated in place.
+def stack_step(model, x_t: torch.Tensor, gap: torch.Tensor | None, state) -> torch.Tensor:
+    """One step of the causal stack ``model`` on ``x_t`` ``(b, d)`` (``gap`` ``(b,)`` or None);
+    states updated in place.
 
     Returns the final norm's output ``(b, d)``, as ``Mamba._step``. The launches are
     replayed from a :class:`_Plan` kept for this model, batch and state (the last
@@ -169,22 +182,23 @@ def stack_step(model, x_t: torch.Tensor, state) -> torch.Tensor:
     own its scratch memory.
     """
     x_t = x_t.contiguous()
+    gap = gap.contiguous() if gap is not None else None  # a column gaps[:, t] is strided
     out = torch.empty_like(x_t)
     with on_device(x_t):
         if x_t.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-            for kernel, grid, args, kwargs in _launches(model, x_t, out, state, None)[0]:
+            for kernel, grid, args, kwargs in _launches(model, x_t, gap, out, state, None)[0]:
                 launch(kernel, grid, *args, **kwargs)
             return out
         plans = _PLANS.setdefault(model, OrderedDict())
-        key = (x_t.shape[0], x_t.device, x_t.data_ptr() & 15,
+        key = (x_t.shape[0], x_t.device, x_t.data_ptr() & 15, None if gap is None else gap.data_ptr() & 15,
                *(id(t) for s in state.layers for t in (s.conv, s.ssm)))
         plan = plans.pop(key, None)
         if plan is not None and plan.valid():
-            plan(x_t, out)
+            plan(x_t, gap, out)
         else:
             if len(plans) >= _PLANS_PER_MODEL:
                 plans.popitem(last=False)  # the least recently used
-            plan = _Plan(model, x_t, out, state)  # runs this step
+            plan = _Plan(model, x_t, gap, out, state)  # runs this step
         plans[key] = plan  # most recently used last
     return out
 
