@@ -9,18 +9,19 @@ batch 8, bf16 autocast:
    eager, and through ``sciamba.nn.GraphedTrainStep`` (the step replayed from
    a CUDA graph, for both models);
 2. Mamba forward at L = 1,000,000 with batch 1 (time, peak memory, finite);
-3. streaming generation throughput at a context of 8k, batch 8 and 64:
-   ``Mamba.step`` (eager, and replayed as a CUDA graph by ``sciamba.nn.GraphedStep``,
-   which its fixed-size state allows) against the Transformer's KV-cache ``step``,
-   as run and GPU-only (the steps' summed kernel time: at batch 8 both eager steps
-   are bound by the host).
+3. streaming generation throughput at a context of 8k, batch 1, 8 and 64, float32,
+   no gradient: ``Mamba.step`` (eager, and replayed as a CUDA graph by
+   ``sciamba.nn.GraphedStep``, which its fixed-size state allows) against the
+   Transformer's KV-cache ``step``, as run and GPU-only (the steps' summed kernel
+   time: at small batch the eager steps are bound by the host).
 
 Targets (issue 4): Mamba's memory linear in L; Mamba faster to train than the
 Transformer from L = 4k; >= 5x streaming throughput at 8k context.
 
 Usage::
 
-    python benchmarks/bench_scaling.py [--fast] [--results benchmarks/RESULTS.md] [--json out.json]
+    python benchmarks/bench_scaling.py [--fast] [--streaming-only] [--results benchmarks/RESULTS.md]
+        [--json out.json]
 
 Prints a table and appends it, with date, device and the selective scan backend
 that ran, to the results file. Needs a CUDA device (exits 0 with a message otherwise).
