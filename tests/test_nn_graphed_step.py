@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from sciamba.nn import GraphedStep, Mamba, MambaBlock
 
@@ -120,3 +121,28 @@ def test_replayed_graph_equals_eager_steps_on_gpu(rng, with_gaps):
     net.half()  # parameters replaced: the captured graph would read freed memory
     with pytest.raises(RuntimeError, match="parameters were replaced"):
         streamer(x[:, 0].half(), gs(0))
+
+
+def test_model_snapshot_tells_replaced_or_moved_parameters_from_in_place_updates():
+    """The per-call guard of GraphedStep and of the fused step's bound launches."""
+    from sciamba.nn._checks import ModelSnapshot
+
+    net = Mamba(8, 2, d_state=4)
+    snap = ModelSnapshot(net)
+    assert snap.unchanged()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(0.5)  # an optimizer step: same memory
+    net.load_state_dict(net.state_dict())
+    assert snap.unchanged()
+    blk = net.layers[1].mixer
+    for change in (
+        lambda: setattr(blk.out_proj, "weight", nn.Parameter(blk.out_proj.weight.detach().clone())),
+        lambda: setattr(blk, "x_proj", nn.Linear(blk.x_proj.in_features, blk.x_proj.out_features, bias=False)),
+        lambda: setattr(blk.D, "data", blk.D.data.clone()),
+        lambda: net.double(),
+    ):
+        change()
+        assert not snap.unchanged()
+        snap = ModelSnapshot(net)
+        assert snap.unchanged()

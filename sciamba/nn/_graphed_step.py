@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ._capture import on_capture_stream
-from ._checks import check_positive_int, check_step_gap
+from ._checks import ModelSnapshot, check_positive_int, check_step_gap
 from ._mamba import Mamba, MambaState
 
 __all__ = ["GraphedStep"]
@@ -101,14 +101,11 @@ class GraphedStep:
         if self.graphed:
             with torch.cuda.device(param.device):
                 self._capture(warmup)
-            self._ptrs = self._param_ptrs()
+            self._snapshot = ModelSnapshot(self.model)
 
     @property
     def state(self) -> MambaState:
         return self._state
-
-    def _param_ptrs(self) -> tuple:
-        return tuple(p.data_ptr() for p in self.model.parameters())
 
     def _capture(self, warmup: int) -> None:
         scratch = self.model.allocate_state(self.batch)
@@ -138,10 +135,11 @@ class GraphedStep:
         torch.Tensor
             ``y_t`` ``(batch, d_model)``, a new tensor.
         """
-        if self.graphed and self._param_ptrs() != self._ptrs:
+        if self.graphed and not self._snapshot.unchanged():
             raise RuntimeError(
-                "the model's parameters were replaced (e.g. model.to(), .half() or "
-                "load_state_dict(assign=True)) after the graph was captured; build a new GraphedStep"
+                "the model's parameters were replaced (e.g. model.to(), .half(), "
+                "load_state_dict(assign=True) or a new submodule) after the graph was captured; "
+                "build a new GraphedStep"
             )
         if not isinstance(x_t, torch.Tensor) or tuple(x_t.shape) != tuple(self._x.shape):
             raise ValueError(

@@ -31,6 +31,7 @@ from sciamba.kernels import _triton_block_step as tk
 from sciamba.kernels._backends import _interpret_enabled, on_device, resolve_backend
 from sciamba.kernels._launch import bind, cdiv, launch, next_pow2
 
+from ._checks import ModelSnapshot
 from ._norm import RMSNorm
 
 __all__ = ["fused_step_applies", "stack_step"]
@@ -127,9 +128,9 @@ class _Plan:
     and state, replayed with each new input: the host then spends no time on launch keys.
 
     It holds the scratch buffer, the state's tensors (so their ids stay theirs) and what
-    the launches were built from: every submodule and parameter of the model by identity,
-    each parameter's address (a moved or converted parameter has a new one) and the
-    norms' eps. :meth:`valid` checks them before each replay; a change means a new plan.
+    the launches were built from: the model's submodules and parameters (a
+    :class:`ModelSnapshot`) and the norms' eps. :meth:`valid` checks them before each
+    replay; a change means a new plan.
     """
 
     def __init__(self, model, x_t: torch.Tensor, gap: torch.Tensor | None, out: torch.Tensor, state):
@@ -146,16 +147,11 @@ class _Plan:
             slots = tuple((i, w) for i, a in enumerate(args) for w, f in enumerate(fresh) if a is f)
             self.runs.append((run, args, slots))
         self.state = [t for s in state.layers for t in (s.conv, s.ssm)]
-        self.owned = [(mod._modules, name, child) for mod in model.modules()
-                      for name, child in mod._modules.items()]
-        self.params = [(mod._parameters, name, p, p.data_ptr()) for mod in model.modules()
-                       for name, p in mod._parameters.items() if p is not None]
+        self.model = ModelSnapshot(model)
         self.norms = [(n, n.eps) for n in model.modules() if isinstance(n, RMSNorm)]
 
     def valid(self) -> bool:
-        return (all(d.get(n) is c for d, n, c in self.owned)
-                and all(d.get(n) is p and p.data_ptr() == ptr for d, n, p, ptr in self.params)
-                and all(n.eps == eps for n, eps in self.norms))
+        return self.model.unchanged() and all(n.eps == eps for n, eps in self.norms)
 
     def __call__(self, x_t: torch.Tensor, gap: torch.Tensor | None, out: torch.Tensor) -> None:
         fresh = (x_t, gap, out)
