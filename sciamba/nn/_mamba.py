@@ -768,7 +768,7 @@ class Mamba(nn.Module):
         no gradient recorded and no dropout, each layer's step runs as three
         fused kernels whose launches are bound once per model, batch and
         state (``sciamba.nn._mamba_step``; on an H100 a 4-layer
-        ``Mamba(256)`` step took 36-103 us of GPU time at batch 1-64, against
+        ``Mamba(256)`` step took 36-99 us of GPU time at batch 1-64, against
         82-225 us layer by layer, and 0.2-0.35 ms as run against 2-4 ms);
         otherwise op by op. Both compute the same step, to float32 rounding.
         """
