@@ -140,6 +140,7 @@ def test_model_snapshot_tells_replaced_or_moved_parameters_from_in_place_updates
         lambda: setattr(blk.out_proj, "weight", nn.Parameter(blk.out_proj.weight.detach().clone())),
         lambda: setattr(blk, "x_proj", nn.Linear(blk.x_proj.in_features, blk.x_proj.out_features, bias=False)),
         lambda: setattr(blk.D, "data", blk.D.data.clone()),
+        lambda: setattr(blk.out_proj, "bias", nn.Parameter(torch.zeros(8))),  # was None
         lambda: net.double(),
     ):
         change()

@@ -93,9 +93,11 @@ class ModelSnapshot:
     def __init__(self, model: torch.nn.Module) -> None:
         modules = list(model.modules())
         self._owned = [(m._modules, name, child) for m in modules for name, child in m._modules.items()]
-        self._params = [(m._parameters, name, p, p.data_ptr()) for m in modules
-                        for name, p in m._parameters.items() if p is not None]
+        # A None parameter (an absent bias) is kept too: giving it a value is a change.
+        self._params = [(m._parameters, name, p, None if p is None else p.data_ptr()) for m in modules
+                        for name, p in m._parameters.items()]
 
     def unchanged(self) -> bool:
         return (all(d.get(name) is child for d, name, child in self._owned)
-                and all(d.get(name) is p and p.data_ptr() == ptr for d, name, p, ptr in self._params))
+                and all(d.get(name) is p and (p is None or p.data_ptr() == ptr)
+                        for d, name, p, ptr in self._params))
