@@ -55,6 +55,7 @@ import triton
 import triton.language as tl
 
 from ._triton_scan import _sigmoid, _softplus
+from ._triton_step import conv_window_step
 
 __all__ = ["in_kernel", "norm_kernel", "out_kernel", "ssm_kernel"]
 
@@ -120,11 +121,9 @@ def in_kernel(
     k = tl.arange(0, KP)                                                            # (KP,)
     m2 = rm[:, None] & em[None, :]                                                  # (BB, BE)
     row = rows.to(tl.int64)[:, None] * E + e[None, :]                               # (BB, BE)
-    s_off = row[:, :, None] * (K - 1) + k[None, None, :]                            # (BB, BE, KP)
-    old = tl.load(cs_ptr + s_off, mask=m2[:, :, None] & (k < K - 1)[None, None, :], other=0.0)
-    win = tl.where(k[None, None, :] == K - 1, x[:, :, None], old)                  # (BB, BE, KP)
     cw = tl.load(cw_ptr + e[:, None] * K + k[None, :], mask=em[:, None] & (k < K)[None, :], other=0.0)
-    u = tl.sum(win * cw[None, :, :], axis=2)                                        # (BB, BE)
+    u = conv_window_step(cs_ptr, row[:, :, None] * (K - 1) + k[None, None, :], k[None, None, :],
+                         x[:, :, None], cw[None, :, :], m2[:, :, None], K)          # (BB, BE)
     if HAS_CB:
         u += tl.load(cb_ptr + e, mask=em, other=0.0)[None, :]
     u = tl.where(m2, u * _sigmoid(u, False), 0.0)
@@ -136,12 +135,6 @@ def in_kernel(
     xp = _mm(u, wj, tl.zeros([BB, JP], dtype=tl.float32))                       # (BB, JP)
     tl.store(xp_ptr + (rows.to(tl.int64) * T + pid_e)[:, None] * J + j[None, :], xp,
              mask=rm[:, None] & (j < J)[None, :])
-    # Shift the window: slot j takes slot j + 1, the last x's. Every thread has read its
-    # slots above; the barrier keeps any of them from being overwritten before that.
-    nxt = tl.load(cs_ptr + s_off + 1, mask=m2[:, :, None] & (k < K - 2)[None, None, :], other=0.0)
-    tl.debug_barrier()
-    new = tl.where(k[None, None, :] == K - 2, x[:, :, None], nxt)
-    tl.store(cs_ptr + s_off, new, mask=m2[:, :, None] & (k < K - 1)[None, None, :])
 
 
 @triton.jit

@@ -31,7 +31,7 @@ from ._backends import _interpret_enabled, on_device
 from ._launch import cdiv, launch, next_pow2
 from ._triton_scan import _sigmoid, _softplus
 
-__all__ = ["causal_conv1d_update_triton", "selective_state_update_triton"]
+__all__ = ["causal_conv1d_update_triton", "conv_window_step", "selective_state_update_triton"]
 
 
 @triton.jit
@@ -103,6 +103,27 @@ def selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softp
 
 
 @triton.jit
+def conv_window_step(state_ptr, s_off, k, x, w, m, K: tl.constexpr):
+    """One causal-convolution step on a tile of windows: ``sum_k w_k win_k``, with the window
+    the ``K - 1`` inputs held in the state and then ``x``; the state is shifted in place to end
+    with ``x``.
+
+    ``s_off`` ``(..., KP)``: the offsets of each window's state slots; ``k`` its slot index,
+    broadcastable to them; ``x``, ``m`` ``(..., 1)``: the new inputs and the mask of valid
+    windows; ``w`` ``(..., KP)``: the weights, in the compute dtype. Returns ``(...)``.
+    Shared by the convolution's step kernel and the fused Mamba layer step.
+    """
+    old = tl.load(state_ptr + s_off, mask=m & (k < K - 1), other=0.0)
+    p = tl.sum(tl.where(k == K - 1, x.to(w.dtype), old.to(w.dtype)) * w, axis=len(s_off.shape) - 1)
+    # Shift: slot j takes slot j + 1 (x for the last). Every thread has read its slots
+    # above; the barrier keeps any of them from being overwritten before that.
+    nxt = tl.load(state_ptr + s_off + 1, mask=m & (k < K - 2), other=0.0)
+    tl.debug_barrier()
+    tl.store(state_ptr + s_off, tl.where(k == K - 2, x.to(state_ptr.dtype.element_ty), nxt), mask=m & (k < K - 1))
+    return p
+
+
+@triton.jit
 def _conv_step_kernel(
     x_ptr,                         # (b, dim), strides sx_b, sx_d
     state_ptr,                     # (b, dim, K-1), contiguous, updated in place
@@ -114,28 +135,19 @@ def _conv_step_kernel(
 ):
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1)
-    cdt = w_ptr.dtype.element_ty
     d = pid_d * BD + tl.arange(0, BD)                               # (BD,)
     dm = d < dim
     k = tl.arange(0, KP)                                            # (KP,) window slot, K-1 = x
     row = pid_b.to(tl.int64) * dim + d                              # (BD,)
-    s_off = row[:, None] * (K - 1) + k[None, :]                     # (BD, KP)
     x = tl.load(x_ptr + pid_b.to(tl.int64) * sx_b + d.to(tl.int64) * sx_d, mask=dm, other=0.0)
-    old = tl.load(state_ptr + s_off, mask=dm[:, None] & (k < K - 1)[None, :], other=0.0)
-    win = tl.where(k[None, :] == K - 1, x[:, None].to(cdt), old.to(cdt))        # (BD, KP)
     w = tl.load(w_ptr + d[:, None] * K + k[None, :], mask=dm[:, None] & (k < K)[None, :], other=0.0)
-    p = tl.sum(win * w, axis=1)                                     # (BD,)
+    p = conv_window_step(state_ptr, row[:, None] * (K - 1) + k[None, :], k[None, :], x[:, None], w,
+                         dm[:, None], K)                            # (BD,)
     if HAS_BIAS:
         p += tl.load(b_ptr + d, mask=dm, other=0.0)
     if SILU:
         p = p / (1.0 + tl.exp(-p))
     tl.store(y_ptr + row, p.to(y_ptr.dtype.element_ty), mask=dm)
-    # Shift the state: slot j takes slot j + 1 (x for the last). Every thread has read
-    # its slots above; the barrier keeps any of them from being overwritten before that.
-    nxt = tl.load(state_ptr + s_off + 1, mask=dm[:, None] & (k < K - 2)[None, :], other=0.0)
-    tl.debug_barrier()
-    new = tl.where(k[None, :] == K - 2, x[:, None].to(state_ptr.dtype.element_ty), nxt)
-    tl.store(state_ptr + s_off, new, mask=dm[:, None] & (k < K - 1)[None, :])
 
 
 def causal_conv1d_update_triton(x, conv_state, weight, bias, silu):
