@@ -35,7 +35,7 @@ over ``BE``-channel (or ``BO``-feature) tiles and ``BB``-row blocks:
 - :func:`out_kernel`: for its output features, ``W_out y`` added to the
   residual stream (in place after the first layer).
 
-:func:`norm_kernel` is the stack's last norm. The norm, ``x_proj`` and
+The stack's last norm is the RMS norm's own kernel (``_triton_norm``). The norm, ``x_proj`` and
 ``out_proj`` each need a whole row, which is what splits a layer in three.
 Products are broadcasts summed in registers, in chunks of about ``2**14``
 products a program: at these sizes (batch 1-64, ``d_model`` 256) every loop
@@ -57,7 +57,7 @@ import triton.language as tl
 from ._triton_scan import _sigmoid, _softplus
 from ._triton_step import conv_window_step
 
-__all__ = ["in_kernel", "norm_kernel", "out_kernel", "ssm_kernel"]
+__all__ = ["in_kernel", "out_kernel", "ssm_kernel"]
 
 
 @triton.jit
@@ -219,25 +219,3 @@ def out_kernel(
     # Each program reads its residual tile before writing it: in place is safe.
     h = tl.load(h_ptr + off, mask=m, other=0.0).to(tl.float32) + acc
     tl.store(hout_ptr + off, h.to(hout_ptr.dtype.element_ty), mask=m)
-
-
-@triton.jit
-def norm_kernel(h_ptr, nw_ptr, y_ptr, b, d, eps_hi, eps_lo, BB: tl.constexpr, BD: tl.constexpr):
-    """The stack's last RMS norm of the residual rows ``(b, d)``."""
-    rows = tl.program_id(0) * BB + tl.arange(0, BB)                                 # (BB,)
-    rm = rows < b
-    ss = tl.zeros([BB], dtype=tl.float32)
-    for d0 in range(0, d, BD):
-        dd = d0 + tl.arange(0, BD)
-        h = tl.load(h_ptr + rows.to(tl.int64)[:, None] * d + dd[None, :],
-                    mask=rm[:, None] & (dd < d)[None, :], other=0.0).to(tl.float32)
-        ss += tl.sum(h * h, axis=1)
-    r = 1.0 / tl.sqrt(ss / d + eps_hi + eps_lo)                                     # (BB,)
-    for d0 in range(0, d, BD):
-        dd = d0 + tl.arange(0, BD)
-        dm = dd < d
-        off = rows.to(tl.int64)[:, None] * d + dd[None, :]
-        m = rm[:, None] & dm[None, :]
-        h = tl.load(h_ptr + off, mask=m, other=0.0).to(tl.float32)
-        y = h * r[:, None] * tl.load(nw_ptr + dd, mask=dm, other=0.0)[None, :]
-        tl.store(y_ptr + off, y.to(y_ptr.dtype.element_ty), mask=m)

@@ -37,7 +37,7 @@ import triton.language as tl
 from ._backends import _interpret_enabled, grad_needed, on_device
 from ._launch import cdiv, launch, next_pow2
 
-__all__ = ["rms_norm_triton"]
+__all__ = ["eps_pair", "rms_norm_triton"]
 
 
 @triton.jit
@@ -107,6 +107,13 @@ def _blocks(D: int, interpret: bool) -> tuple[int, int, int]:
     return BM, BD, 4 if BM * BD <= 4096 else 8
 
 
+def eps_pair(eps: float) -> tuple[float, float]:
+    """``eps`` as two float32 numbers whose sum restores it: kernel scalars are float32, and
+    one float32 left a float64 eps off by ~1e-11 in the norm's ``r`` (their sum: ~1e-16)."""
+    hi = struct.unpack("f", struct.pack("f", eps))[0]
+    return hi, eps - hi
+
+
 def _forward(x2, res2, w, eps, cdt, out_dtype):
     """``(y, h, rstd)``: ``h = x2 + res2`` in ``res2``'s dtype (None without ``res2``)."""
     M, D = x2.shape
@@ -114,8 +121,7 @@ def _forward(x2, res2, w, eps, cdt, out_dtype):
     y = torch.empty(M, D, device=x2.device, dtype=out_dtype)
     h = torch.empty_like(res2) if res2 is not None else None
     rstd = torch.empty(M, device=x2.device, dtype=cdt)
-    eps_hi = struct.unpack("f", struct.pack("f", eps))[0]  # eps = eps_hi + eps_lo
-    eps_lo = eps - eps_hi
+    eps_hi, eps_lo = eps_pair(eps)
     launch(_fwd_kernel, (cdiv(M, BM),), x2, res2 if res2 is not None else rstd,
            w if w is not None else rstd, y, h if h is not None else rstd, rstd, M, D, eps_hi, eps_lo,
            HAS_RES=res2 is not None, HAS_W=w is not None, BM=BM, BD=BD, num_warps=nw)

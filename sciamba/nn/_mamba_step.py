@@ -20,7 +20,6 @@ zero output), as in the layer-by-layer step.
 
 from __future__ import annotations
 
-import struct
 import weakref
 from collections import OrderedDict
 from functools import partial
@@ -30,6 +29,8 @@ import torch
 from sciamba.kernels import _triton_block_step as tk
 from sciamba.kernels._backends import _interpret_enabled, on_device, resolve_backend
 from sciamba.kernels._launch import bind, cdiv, launch, next_pow2
+from sciamba.kernels import _triton_norm as tn
+from sciamba.kernels._triton_norm import eps_pair
 
 from ._checks import ModelSnapshot
 from ._norm import RMSNorm
@@ -58,12 +59,6 @@ def fused_step_applies(model, x_t: torch.Tensor, gap: torch.Tensor | None, state
                and s.conv.dtype == torch.float32 for s in state.layers)
 
 
-def _eps_pair(eps: float) -> tuple[float, float]:
-    """``eps`` as two float32 numbers whose sum restores it (kernel scalars are float32)."""
-    hi = struct.unpack("f", struct.pack("f", eps))[0]
-    return hi, eps - hi
-
-
 # Tile sizes: BE channels and BO output features a program. The products' loops over d
 # and E take chunks of about 2**14 products a program (each iteration waits on its loads:
 # fewer, larger ones were faster, to the register limit of 4 warps). BO = 8 doubles the
@@ -87,13 +82,14 @@ def _launches(model, x_t: torch.Tensor, gap: torch.Tensor | None, out: torch.Ten
     BC = max(16, min(next_pow2(E), _WORK // (BB * BO)))  # and over E
     T = cdiv(E, BE)
     rb = cdiv(b, BB)
-    # One allocation for the step's scratch: the residual stream, u, z, y and the T channel
-    # tiles' parts of x_proj u, (b, T, J).
+    # One allocation for the step's scratch: the residual stream, u, z, y, the T channel
+    # tiles' parts of x_proj u, (b, T, J), and the last norm's (b,) 1/rms.
     if buf is None:
-        buf = torch.empty(b * d + 3 * b * E + b * T * J, device=x_t.device, dtype=torch.float32)
+        buf = torch.empty(b * d + 3 * b * E + b * T * J + b, device=x_t.device, dtype=torch.float32)
     h_buf = buf[: b * d].view(b, d)
     u, z, y = buf[b * d: b * (d + 3 * E)].view(3, b, E).unbind(0)
-    xp = buf[b * (d + 3 * E):].view(b, T, J)
+    xp = buf[b * (d + 3 * E): b * (d + 3 * E + T * J)].view(b, T, J)
+    rstd = buf[b * (d + 3 * E + T * J):]  # the last norm's 1/rms a row (not read)
     fast = x_t.device.type == "cuda" and not _interpret_enabled()
     h = x_t  # the residual stream: the input, then h_buf, updated in place
     has_gap = gap is not None
@@ -101,7 +97,7 @@ def _launches(model, x_t: torch.Tensor, gap: torch.Tensor | None, out: torch.Ten
     calls = []
     for layer, s in zip(model.layers, state.layers):
         m = layer.mixer
-        eps_hi, eps_lo = _eps_pair(layer.norm.eps)
+        eps_hi, eps_lo = eps_pair(layer.norm.eps)
         calls.append((tk.in_kernel, (T, rb), (
             h, layer.norm.weight, m.in_proj.weight, m.in_proj.bias if m.in_proj.bias is not None else buf,
             m.conv1d.weight, m.conv1d.bias if m.conv1d.bias is not None else buf,
@@ -118,9 +114,12 @@ def _launches(model, x_t: torch.Tensor, gap: torch.Tensor | None, out: torch.Ten
             b, d, E), dict(BB=BB, BO=BO, BC=BC, HAS_OB=m.out_proj.bias is not None, HAS_GAP=has_gap,
                            num_warps=4)))
         h = h_buf
-    eps_hi, eps_lo = _eps_pair(model.norm_f.eps)
-    calls.append((tk.norm_kernel, (rb,), (h, model.norm_f.weight, out, b, d, eps_hi, eps_lo),
-                  dict(BB=BB, BD=BD, num_warps=4)))
+    eps_hi, eps_lo = eps_pair(model.norm_f.eps)
+    # The stack's last norm: the RMS norm's own forward kernel.
+    BM, BDN, nw = tn._blocks(d, _interpret_enabled())
+    calls.append((tn._fwd_kernel, (cdiv(b, BM),), (h, rstd, model.norm_f.weight, out, rstd, rstd, b, d,
+                                                  eps_hi, eps_lo),
+                  dict(HAS_RES=False, HAS_W=True, BM=BM, BD=BDN, num_warps=nw)))
     return calls, buf
 
 
